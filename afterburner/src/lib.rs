@@ -1,0 +1,1 @@
+//! afterburner: scan, pad and annotate sensitive instructions (under construction).

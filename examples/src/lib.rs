@@ -1,0 +1,1 @@
+//! Builds the example guest kernels (under construction).

@@ -1,0 +1,1 @@
+//! loader: launches guests on KVM (under construction).

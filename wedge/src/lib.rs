@@ -1,0 +1,1 @@
+//! wedge: rewrites annotated sites per backend (not yet built; see issue 4).
