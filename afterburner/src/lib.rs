@@ -1,1 +1,10 @@
-//! afterburner: scan, pad and annotate sensitive instructions (under construction).
+//! afterburner: scan, pad and annotate virtualization-sensitive instructions in x86-64 ELF
+//! objects.
+//!
+//! Layout (decode, plan and write are separate rooms, as in objtool):
+//! * [`sensitive`]: which instructions are sensitive ([`sensitive::classify`]).
+//! * [`offset_map`]: the monotone original-to-new offset map of a section.
+#![forbid(unsafe_code)]
+
+pub mod offset_map;
+pub mod sensitive;

@@ -1,0 +1,132 @@
+//! The monotone map from original to new offsets within one section.
+//!
+//! Burning inserts bytes: padding after each sensitive instruction, and growth where a short
+//! branch is widened. An insertion of `n` bytes at original offset `p` moves every original
+//! offset `x >= p` by `n`: the inserted bytes come *before* the byte at `p`. Padding after a
+//! site ending at `e` is an insertion at `e`, so a label right after a site lands after its
+//! padding, and a region `[start, end)` that ends with a site grows to cover the padding.
+
+/// Original-to-new offset map of one section.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OffsetMap {
+    /// `(p, total)`: insertion points in increasing order of `p`, with the total number of bytes
+    /// inserted at points `<= p`.
+    points: Vec<(u64, u64)>,
+}
+
+impl OffsetMap {
+    /// The identity map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records an insertion of `n` bytes at original offset `at`.
+    ///
+    /// Insertions must be recorded in non-decreasing order of `at`; insertions at the same
+    /// offset accumulate.
+    ///
+    /// # Panics
+    /// If `at` is smaller than a previously recorded point (a planning bug, not input).
+    pub fn insert(&mut self, at: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        match self.points.last_mut() {
+            Some((p, total)) if *p == at => *total += n,
+            Some((p, total)) => {
+                assert!(*p < at, "insertions out of order: {at:#x} after {p:#x}");
+                let t = *total + n;
+                self.points.push((at, t));
+            }
+            None => self.points.push((at, n)),
+        }
+    }
+
+    /// New offset of original offset `x`.
+    pub fn map(&self, x: u64) -> u64 {
+        x + self.delta(x)
+    }
+
+    /// Bytes inserted at points `<= x`.
+    pub fn delta(&self, x: u64) -> u64 {
+        let i = self.points.partition_point(|&(p, _)| p <= x);
+        if i == 0 {
+            0
+        } else {
+            self.points[i - 1].1
+        }
+    }
+
+    /// New offset of original offset `x`, placed *before* any bytes inserted exactly at `x`
+    /// (for an end that must not swallow the following insertion).
+    pub fn map_before(&self, x: u64) -> u64 {
+        x + self.delta_before(x)
+    }
+
+    /// Bytes inserted at points `< x`.
+    pub fn delta_before(&self, x: u64) -> u64 {
+        let i = self.points.partition_point(|&(p, _)| p < x);
+        if i == 0 {
+            0
+        } else {
+            self.points[i - 1].1
+        }
+    }
+
+    /// Maps a signed offset as a relocation addend may hold it; negative values (before the
+    /// section start) and values past the end are mapped by the nearest rule (unchanged below
+    /// zero, shifted by the total above).
+    pub fn map_signed(&self, x: i64) -> i64 {
+        match u64::try_from(x) {
+            Ok(u) => {
+                let d = self.delta(u);
+                x.saturating_add(i64::try_from(d).unwrap_or(i64::MAX))
+            }
+            Err(_) => x,
+        }
+    }
+
+    /// Total bytes inserted.
+    pub fn total(&self) -> u64 {
+        self.points.last().map_or(0, |&(_, t)| t)
+    }
+
+    /// Whether nothing was inserted.
+    pub fn is_identity(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// The insertion points `(original offset, bytes inserted there)`.
+    pub fn insertions(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let mut prev = 0;
+        self.points.iter().map(move |&(p, t)| {
+            let n = t - prev;
+            prev = t;
+            (p, n)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insertions_move_later_offsets() {
+        let mut m = OffsetMap::new();
+        m.insert(1, 7); // cli at 0 padded to 8
+        m.insert(10, 4); // short jcc at 8 widened: end 10 grows by 4
+        m.insert(10, 2);
+        assert_eq!(m.map(0), 0);
+        assert_eq!(m.map(1), 8);
+        assert_eq!(m.map_before(1), 1);
+        assert_eq!(m.map(9), 16);
+        assert_eq!(m.map(10), 23);
+        assert_eq!(m.map_before(10), 17);
+        assert_eq!(m.total(), 13);
+        assert_eq!(m.insertions().collect::<Vec<_>>(), [(1, 7), (10, 6)]);
+        assert_eq!(m.map_signed(-4), -4);
+        assert_eq!(m.map_signed(12), 25);
+        assert!(OffsetMap::new().is_identity());
+    }
+}
