@@ -86,6 +86,21 @@ impl OffsetMap {
         }
     }
 
+    /// New addend of a relocation against a symbol at original offset `sym_value` in this
+    /// section whose target is `sym_value + addend (+ bias)`: the new target is
+    /// `map(sym_value + addend + bias)`, the symbol itself moves to `map(sym_value)`, so the
+    /// new addend is the difference minus `bias`.
+    ///
+    /// `bias` is 0 for data relocations (the target is `S + A`) and `insn_end - r_offset` for
+    /// PC-relative relocations inside an instruction (the target is `S + A + insn_end - P`).
+    /// Returns `None` when the arithmetic leaves `i64`.
+    pub fn map_addend(&self, sym_value: u64, addend: i64, bias: i64) -> Option<i64> {
+        let target = i64::try_from(sym_value).ok()?.checked_add(addend)?.checked_add(bias)?;
+        let new_target = self.map_signed(target);
+        let new_sym = i64::try_from(self.map(sym_value)).ok()?;
+        new_target.checked_sub(new_sym)?.checked_sub(bias)
+    }
+
     /// Total bytes inserted.
     pub fn total(&self) -> u64 {
         self.points.last().map_or(0, |&(_, t)| t)
@@ -128,5 +143,11 @@ mod tests {
         assert_eq!(m.map_signed(-4), -4);
         assert_eq!(m.map_signed(12), 25);
         assert!(OffsetMap::new().is_identity());
+        // section symbol (value 0): a jump-table entry `.quad .text+9`
+        assert_eq!(m.map_addend(0, 9, 0), Some(16));
+        // call to .text+10 from a rel32 at offset 3 ending at 7: addend 10 - 4 = 6, bias 4
+        assert_eq!(m.map_addend(0, 6, 4), Some(19));
+        // function symbol at 9 (moves to 16), addend 1 → target 10 (moves to 23)
+        assert_eq!(m.map_addend(9, 1, 0), Some(7));
     }
 }
