@@ -97,8 +97,11 @@ ab_log "$n objects in the vmlinux link (vmlinux.a $libs)"
 # Rewrite them.
 t1=$(date +%s)
 ab_log "rewriting $n objects with: $rewrite"
-tr '\n' '\0' <"$objs" | xargs -0 -r -n "$batch" -P "$jobs" "${cmd[@]}" \
-    || ab_die "rewrite command failed on some object (AFTERBURN_REWRITE='$rewrite')"
+export AB_REWRITE="$rewrite"
+# shellcheck disable=SC2016
+tr '\n' '\0' <"$objs" | xargs -0 -r -n "$batch" -P "$jobs" bash -c \
+    'read -r -a c <<<"$AB_REWRITE"; "${c[@]}" "$@" || { echo "[relink-burnt.sh] rewrite failed (exit $?) on: $*" >&2; exit 1; }' _ \
+    || ab_die "rewrite command failed (AFTERBURN_REWRITE='$rewrite'); objects named above; half-done copy left in $out"
 # Make every rewritten object newer than the archives that hold it, so kbuild re-creates
 # the archives (and lib.a's symbol index) even if the rewrite kept mtimes.
 tr '\n' '\0' <"$objs" | xargs -0 touch
