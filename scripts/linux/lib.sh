@@ -50,7 +50,7 @@ ab_need_pkgs() {
 # Packages needed to build a 6.12 x86-64 kernel out of tree.
 ab_need_build_pkgs() {
     ab_need_pkgs gcc=gcc make=make ld=binutils flex=flex bison=bison bc=bc cpio=cpio \
-        xz=xz-utils perl=perl python3=python3 rsync=rsync \
+        xz=xz-utils perl=perl python3=python3 \
         /usr/include/libelf.h=libelf-dev /usr/include/openssl/ssl.h=libssl-dev \
         /usr/include/zlib.h=zlib1g-dev /usr/include/stdio.h=libc6-dev pkg-config=pkgconf
 }
