@@ -25,7 +25,7 @@ ab_need_pkgs() {
         pkg="${spec#*=}"
         case "$check" in
             dpkg)
-                dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
+                [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" = "install ok installed" ] \
                     || missing+=("$pkg") ;;
             /*)
                 [ -e "$check" ] || missing+=("$pkg") ;;

@@ -22,8 +22,9 @@
 #   AFTERBURN_REWRITE_BATCH  objects per invocation (default 1); JOBS parallel invocations
 #                      (default nproc)
 #   JOBS               also make -j (default nproc)
-# Idempotent: OUT_DIR/.afterburn-relink.stamp records the rewrite command; a second run with
-# the same command does nothing, a different command or a half-done OUT_DIR starts over.
+# Idempotent: OUT_DIR/.afterburn-relink.stamp records the rewrite command and BUILD_DIR's
+# vmlinux (mtime, size); a second run with the same command and the same BUILD_DIR does
+# nothing; a different command, a rebuilt BUILD_DIR or a half-done OUT_DIR starts over.
 # Fails if make recompiled (and so overwrote) any rewritten object.
 # Prints the paths of the new bzImage and vmlinux as the last two lines on stdout.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -47,8 +48,11 @@ out="$(cd "$(dirname "$out_arg")" && pwd)/$(basename "$out_arg")"
 stamp="$out/.afterburn-relink.stamp"
 marker="$out/.afterburn-relink-dir"
 
+# Identity of the input build: a rebuilt BUILD_DIR has a new vmlinux.
+native_id="$(stat -c '%Y %s' "$build/vmlinux")"
 if [ -f "$stamp" ] && [ "$(sed -n 1p "$stamp")" = "rewrite=$rewrite" ] \
-   && [ "$(sed -n 2p "$stamp")" = "from=$build" ]; then
+   && [ "$(sed -n 2p "$stamp")" = "from=$build" ] \
+   && [ "$(sed -n 3p "$stamp")" = "native_vmlinux=$native_id" ]; then
     ab_log "already relinked in $out with: $rewrite"
     printf '%s\n%s\n' "$out/arch/x86/boot/bzImage" "$out/vmlinux"
     exit 0
@@ -135,6 +139,7 @@ done
 {
     echo "rewrite=$rewrite"
     echo "from=$build"
+    echo "native_vmlinux=$native_id"
     echo "objects=$n"
     echo "copy_seconds=$((t1 - t0))"
     echo "rewrite_seconds=$((t2 - t1))"
