@@ -7,9 +7,12 @@
 
 set -euo pipefail
 
+# shellcheck disable=SC2034  # used by the scripts that source this file
 AB_CACHE="${AFTERBURN_CACHE:-$HOME/.cache/afterburn}"
+# shellcheck disable=SC2034
 AB_LINUX="$AB_CACHE/linux-6.12"
 AB_DEBS="$AB_CACHE/debs"
+# shellcheck disable=SC2034
 AB_SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 ab_log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }

@@ -29,12 +29,12 @@ check "two native boots normalize to the same log" diff <("$norm" "$work/n1.log"
 
 AFTERBURN_REWRITE="$AB_SCRIPTS/standin-rewrite.sh" "$AB_SCRIPTS/relink-burnt.sh" "$build" "$relink" >/dev/null
 every_object_has_section() {
-    local o n=0 missing=0
+    local o n=0 absent=0
     while IFS= read -r o; do
         n=$((n + 1))
-        readelf -S -W "$relink/$o" | grep ' \.afterburn_test ' >/dev/null || { echo "no .afterburn_test in $o"; missing=1; }
+        readelf -S -W "$relink/$o" | grep ' \.afterburn_test ' >/dev/null || { echo "no .afterburn_test in $o"; absent=1; }
     done <"$relink/.afterburn-objects"
-    [ "$n" -gt 0 ] && [ "$missing" -eq 0 ]
+    [ "$n" -gt 0 ] && [ "$absent" -eq 0 ]
 }
 check "every rewritten object has .afterburn_test" every_object_has_section
 check "relinked vmlinux has .afterburn_test" bash -c "readelf -S -W '$relink/vmlinux' | grep ' \\.afterburn_test ' >/dev/null"
