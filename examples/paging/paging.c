@@ -36,7 +36,7 @@ enum {
 	EV_REMAP = 0x03,        /* value: word read after each PTE change */
 	EV_WPFAULT = 0x04,      /* value: error code & 7 */
 	EV_UFAULT = 0x05,       /* value: region << 16 | page index << 8 | error code & 7 */
-	EV_SYSCALL = 0x06,      /* value: number << 16 | first argument & 0xffff */
+	EV_SYSCALL = 0x06,      /* value: number << 16 | detail (write: length, exit: status) */
 	EV_EXIT = 0x07,         /* value: exit status */
 };
 
@@ -192,8 +192,10 @@ uint64_t do_syscall(struct trap_frame *frame)
 	static char buf[WRITE_MAX];
 	uint64_t nr = frame->rax, a0 = frame->rdi, a1 = frame->rsi;
 
+	uint64_t detail = nr == SYS_WRITE ? a1 : nr == SYS_EXIT ? a0 : 0;
+
 	syscalls++;
-	record(EV_SYSCALL, (uint32_t)((nr & 0xffff) << 16) | (uint32_t)(a0 & 0xffff));
+	record(EV_SYSCALL, (uint32_t)((nr & 0xffff) << 16) | (uint32_t)(detail & 0xffff));
 	switch (nr) {
 	case SYS_WRITE:
 		if (a1 > WRITE_MAX || a0 >= USER_LIMIT || a1 > USER_LIMIT - a0)
