@@ -1,24 +1,37 @@
 /*
  * lib.c - string helpers, exit and panic.
  *
- * memset/memcpy use the string instructions, as Linux's x86-64 versions do: under an emulating
- * host one `rep stos` is far cheaper than a compiled loop.
+ * memset/memcpy use the string instructions, eight bytes at a time, as Linux's x86-64 versions
+ * do: under an emulating host one `rep stosq` is far cheaper than a compiled loop.
  */
 #include "kernel.h"
 
 void *memset(void *s, int c, size_t n)
 {
+	uint64_t pattern = 0x0101010101010101ULL * (uint8_t)c;
+	size_t quads = n >> 3;
 	void *d = s;
 
-	asm volatile("rep stosb" : "+D" (d), "+c" (n) : "a" (c) : "memory");
+	asm volatile("rep stosq\n\t"
+		     "movl %k[tail], %%ecx\n\t"
+		     "rep stosb"
+		     : "+D" (d), "+c" (quads)
+		     : "a" (pattern), [tail] "r" ((uint32_t)(n & 7))
+		     : "memory");
 	return s;
 }
 
 void *memcpy(void *dst, const void *src, size_t n)
 {
+	size_t quads = n >> 3;
 	void *d = dst;
 
-	asm volatile("rep movsb" : "+D" (d), "+S" (src), "+c" (n) : : "memory");
+	asm volatile("rep movsq\n\t"
+		     "movl %k[tail], %%ecx\n\t"
+		     "rep movsb"
+		     : "+D" (d), "+S" (src), "+c" (quads)
+		     : [tail] "r" ((uint32_t)(n & 7))
+		     : "memory");
 	return dst;
 }
 
