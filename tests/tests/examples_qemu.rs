@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 const QEMU: &str = "qemu-system-x86_64";
 /// A run that takes longer than this is killed (a hang, not a slow run).
 const TIMEOUT: Duration = Duration::from_secs(60);
-/// "A few seconds": every kernel keeps its instruction count small (docs/examples.md).
-const MAX_RUN_TIME: Duration = Duration::from_secs(10);
 
 /// `interrupts.c` NR_TICKS.
 const INTERRUPTS_TICKS: u32 = 32;
@@ -177,11 +175,6 @@ fn boot_ok(name: &str) -> Run {
             run.stdout
         );
     }
-    assert!(
-        run.elapsed < MAX_RUN_TIME,
-        "{name}: took {:?} under QEMU TCG, expected a few seconds at most (< {MAX_RUN_TIME:?})",
-        run.elapsed
-    );
     run
 }
 
