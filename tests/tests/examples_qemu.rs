@@ -66,7 +66,6 @@ struct Run {
     code: Option<i32>,
     stdout: String,
     stderr: String,
-    elapsed: Duration,
 }
 
 fn require_qemu() {
@@ -143,7 +142,6 @@ fn boot(name: &str) -> Run {
         code: status.code(),
         stdout,
         stderr,
-        elapsed,
     }
 }
 
