@@ -103,6 +103,22 @@ pub fn suberror_name(suberror: u32) -> &'static str {
     }
 }
 
+/// The instruction bytes of an emulation failure, when KVM reported them
+/// (`KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES` in `data[0]`; then `data[1..]` holds
+/// `u8 insn_size` followed by up to 15 instruction bytes, little-endian).
+pub fn emulation_failure_bytes(suberror: u32, data: &[u64]) -> Option<Vec<u8>> {
+    if suberror != SUBERROR_EMULATION || data.first().is_none_or(|f| f & 1 == 0) {
+        return None;
+    }
+    let raw: Vec<u8> = data
+        .get(1..3)?
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    let size = usize::from(raw[0]).min(15);
+    Some(raw[1..1 + size].to_vec())
+}
+
 impl EndReason {
     /// The process exit code (see the module documentation).
     pub fn exit_code(&self) -> u8 {
@@ -166,8 +182,12 @@ impl EndReason {
             ),
             EndReason::InternalError { suberror, data } => {
                 let words: Vec<String> = data.iter().map(|d| format!("{d:#x}")).collect();
+                let insn = emulation_failure_bytes(*suberror, data).map_or(String::new(), |b| {
+                    let hex: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
+                    format!("; instruction bytes {}", hex.join(" "))
+                });
                 format!(
-                    "KVM internal error, suberror {suberror}: {} (KVM_EXIT_INTERNAL_ERROR); data [{}]",
+                    "KVM internal error, suberror {suberror}: {} (KVM_EXIT_INTERNAL_ERROR){insn}; data [{}]",
                     suberror_name(*suberror),
                     words.join(", ")
                 )
@@ -220,6 +240,33 @@ mod tests {
         assert_eq!(
             EndReason::HypercallAbi { detail: "x".into() }.exit_code(),
             105
+        );
+    }
+
+    #[test]
+    fn emulation_failure_instruction_bytes() {
+        // As reported by a PVM host for `int3` followed by `mov $1, %eax`.
+        let data = [0x1, 0x6600_0000_01b8_cc0f, 0xfdeb_f4fa_ef00_f4ba, 0x1000];
+        let b = emulation_failure_bytes(1, &data).unwrap();
+        assert_eq!(b.len(), 15);
+        assert_eq!(&b[..6], &[0xcc, 0xb8, 0x01, 0x00, 0x00, 0x00]);
+        let d = EndReason::InternalError {
+            suberror: 1,
+            data: data.to_vec(),
+        }
+        .describe();
+        assert!(d.contains("instruction bytes cc b8 01"), "{d}");
+        assert_eq!(
+            emulation_failure_bytes(1, &[0x0, 0x10f]),
+            None,
+            "flag clear"
+        );
+        assert_eq!(emulation_failure_bytes(2, &data), None, "other suberror");
+        assert_eq!(emulation_failure_bytes(1, &[0x1]), None, "too short");
+        assert_eq!(
+            emulation_failure_bytes(1, &[0x1, 0xff, 0]).unwrap().len(),
+            15,
+            "size capped"
         );
     }
 

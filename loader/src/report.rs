@@ -96,6 +96,17 @@ pub fn stats_json(o: &RunOutcome, ctx: &ReportContext<'_>) -> Value {
             "delay_port_writes": o.unhandled.delay_port_writes,
         }),
     );
+    let ports: Map<String, Value> = o
+        .unhandled_ports
+        .iter()
+        .map(|(p, c)| {
+            (
+                format!("{p:#06x}"),
+                json!({"reads": c.reads, "writes": c.writes}),
+            )
+        })
+        .collect();
+    top.insert("unhandled_ports".into(), Value::Object(ports));
     top.insert("kvm_stats".into(), Value::Object(kvm));
     top.insert(
         "registers".into(),
@@ -248,6 +259,14 @@ mod tests {
                 io_reads: 2,
                 ..Default::default()
             },
+            unhandled_ports: [(
+                0x70u16,
+                crate::devices::PortCount {
+                    reads: 2,
+                    writes: 0,
+                },
+            )]
+            .into(),
             boot: BootInfo {
                 protocol: BootProtocol::Pvh,
                 entry: 0x10_0000,
@@ -308,6 +327,8 @@ mod tests {
         );
         assert_eq!(v["kvm_stats"]["hist"], json!([1, 2]));
         assert_eq!(v["unhandled"]["io_reads"], 2);
+        assert_eq!(v["unhandled_ports"]["0x0070"]["reads"], 2);
+        assert_eq!(v["unhandled_ports"]["0x0070"]["reads"], 2);
         assert_eq!(v["userspace_exits"]["io_out"], 3);
         assert_eq!(v["registers"], Value::Null);
     }

@@ -8,6 +8,7 @@
 //! `KVM_RUN`. Repeating the kick closes the race where a signal lands between the flag check
 //! and the next `KVM_RUN`.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
@@ -18,7 +19,7 @@ use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
 use crate::backend::{Disposition, VmContext};
 use crate::builder::{BootInfo, Machine};
-use crate::devices::{BusOutcome, UnhandledCounts};
+use crate::devices::{BusOutcome, PortCount, UnhandledCounts};
 use crate::end::EndReason;
 use crate::stats::{read_stats, stats_fd, Stat};
 use crate::vstate::vcpu::{exit_name, RegisterDump};
@@ -68,6 +69,8 @@ pub struct RunOutcome {
     pub serial_tail: Vec<String>,
     /// Accesses nobody handled.
     pub unhandled: UnhandledCounts,
+    /// Unhandled accesses per port (the first `MAX_TRACKED_PORTS` distinct ports).
+    pub unhandled_ports: BTreeMap<u16, PortCount>,
     /// How the kernel was booted.
     pub boot: BootInfo,
     /// The backend's name.
@@ -160,6 +163,7 @@ fn vcpu_thread<W: Write>(
         serial_lost: console.lost,
         serial_tail: console.tail.lines(),
         unhandled: m.devices.unhandled,
+        unhandled_ports: std::mem::take(&mut m.devices.unhandled_ports),
         boot: m.boot.clone(),
         backend: m.backend.name(),
     }

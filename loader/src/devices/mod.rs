@@ -4,6 +4,7 @@
 //! |---|---|
 //! | 0x3f8..=0x3ff | COM1 16550 UART (`serial`), IRQ 4 |
 //! | 0xf4..=0xf7 | debug exit (`debug_exit`): a write ends the VM with a status |
+//! | 0x70, 0x71 | CMOS RTC (`rtc`): host UTC time, 128 bytes of CMOS RAM |
 //! | 0x80, 0xed | POST / I/O delay ports: writes ignored, reads all-ones |
 //! | anything else | unhandled: reads all-ones, writes ignored; both counted |
 //! | MMIO outside RAM | unhandled: reads all-ones, writes ignored; both counted |
@@ -12,17 +13,32 @@
 //! are KVM's in-kernel devices and never reach this bus.
 
 pub mod debug_exit;
+pub mod rtc;
 pub mod serial;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use debug_exit::{is_debug_exit_port, status_from_write};
+use rtc::{Cmos, CMOS_DATA_PORT, CMOS_INDEX_PORT};
 use serial::{is_com1_port, SerialConsole};
 
 /// POST code port (also Linux's default I/O delay port).
 pub const POST_PORT: u16 = 0x80;
 /// Alternative I/O delay port (`io_delay=0xed`).
 pub const ALT_DELAY_PORT: u16 = 0xed;
+
+/// Most distinct unhandled ports tracked one by one (the totals count them all).
+pub const MAX_TRACKED_PORTS: usize = 64;
+
+/// Accesses to one unhandled port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortCount {
+    /// Reads.
+    pub reads: u64,
+    /// Writes.
+    pub writes: u64,
+}
 
 /// What the run loop does after a guest access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,8 +68,12 @@ pub struct UnhandledCounts {
 pub struct Devices<W: Write> {
     /// COM1.
     pub serial: SerialConsole<W>,
+    /// The CMOS RTC.
+    pub cmos: Cmos,
     /// Accesses nobody handles.
     pub unhandled: UnhandledCounts,
+    /// Unhandled accesses per port, for the first `MAX_TRACKED_PORTS` distinct ports.
+    pub unhandled_ports: BTreeMap<u16, PortCount>,
 }
 
 impl<W: Write> Devices<W> {
@@ -61,7 +81,19 @@ impl<W: Write> Devices<W> {
     pub fn new(serial: SerialConsole<W>) -> Self {
         Devices {
             serial,
+            cmos: Cmos::default(),
             unhandled: UnhandledCounts::default(),
+            unhandled_ports: BTreeMap::new(),
+        }
+    }
+
+    fn track(&mut self, port: u16) -> Option<&mut PortCount> {
+        if self.unhandled_ports.len() < MAX_TRACKED_PORTS
+            || self.unhandled_ports.contains_key(&port)
+        {
+            Some(self.unhandled_ports.entry(port).or_default())
+        } else {
+            None
         }
     }
 
@@ -69,10 +101,17 @@ impl<W: Write> Devices<W> {
     pub fn pio_read(&mut self, port: u16, data: &mut [u8]) {
         if is_com1_port(port) {
             self.serial.read(port, data);
+        } else if port == CMOS_INDEX_PORT || port == CMOS_DATA_PORT {
+            for b in data {
+                *b = self.cmos.read(port);
+            }
         } else {
             data.fill(0xff);
             if port != POST_PORT && port != ALT_DELAY_PORT {
                 self.unhandled.io_reads += 1;
+                if let Some(c) = self.track(port) {
+                    c.reads += 1;
+                }
             }
         }
     }
@@ -81,12 +120,19 @@ impl<W: Write> Devices<W> {
     pub fn pio_write(&mut self, port: u16, data: &[u8]) -> BusOutcome {
         if is_com1_port(port) {
             self.serial.write(port, data);
+        } else if port == CMOS_INDEX_PORT || port == CMOS_DATA_PORT {
+            for &b in data {
+                self.cmos.write(port, b);
+            }
         } else if is_debug_exit_port(port) {
             return BusOutcome::GuestExit(status_from_write(data));
         } else if port == POST_PORT || port == ALT_DELAY_PORT {
             self.unhandled.delay_port_writes += 1;
         } else {
             self.unhandled.io_writes += 1;
+            if let Some(c) = self.track(port) {
+                c.writes += 1;
+            }
         }
         BusOutcome::Continue
     }
@@ -152,5 +198,32 @@ mod tests {
             }
         );
         assert!(d.serial.console().inner().is_empty());
+        assert_eq!(
+            d.unhandled_ports[&0x1234],
+            PortCount {
+                reads: 1,
+                writes: 0
+            }
+        );
+        assert_eq!(
+            d.unhandled_ports[&0xcf8],
+            PortCount {
+                reads: 0,
+                writes: 1
+            }
+        );
+        assert_eq!(d.unhandled_ports.len(), 4);
+    }
+
+    #[test]
+    fn tracked_ports_are_capped() {
+        let mut d = devices();
+        for port in 0x1000..0x1100u16 {
+            d.pio_write(port, &[0]);
+        }
+        d.pio_write(0x1000, &[0]);
+        assert_eq!(d.unhandled_ports.len(), MAX_TRACKED_PORTS);
+        assert_eq!(d.unhandled_ports[&0x1000].writes, 2);
+        assert_eq!(d.unhandled.io_writes, 0x101);
     }
 }

@@ -8,6 +8,7 @@ use kvm_bindings::{
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use vm_memory::{Bytes, GuestAddress};
 
+use crate::arch::x86_64::cpuid::set_apic_id;
 use crate::arch::x86_64::gdt::EntryMode;
 use crate::arch::x86_64::interrupts::boot_lapic;
 use crate::arch::x86_64::regs::{boot_fpu, boot_sregs, EFER_LMA};
@@ -36,16 +37,20 @@ fn ioctl(what: &'static str) -> impl Fn(kvm_ioctls::Error) -> VcpuError {
 /// A vCPU of a `Vm`.
 pub struct Vcpu {
     fd: VcpuFd,
+    apic_id: u8,
 }
 
 impl Vcpu {
-    /// Creates vCPU `id`.
-    pub fn new(vm: &Vm, id: u64) -> Result<Vcpu, VmError> {
-        let fd = vm.fd().create_vcpu(id).map_err(|source| VmError::Ioctl {
-            what: "KVM_CREATE_VCPU",
-            source,
-        })?;
-        Ok(Vcpu { fd })
+    /// Creates vCPU `id` (whose APIC ID is `id`).
+    pub fn new(vm: &Vm, id: u8) -> Result<Vcpu, VmError> {
+        let fd = vm
+            .fd()
+            .create_vcpu(u64::from(id))
+            .map_err(|source| VmError::Ioctl {
+                what: "KVM_CREATE_VCPU",
+                source,
+            })?;
+        Ok(Vcpu { fd, apic_id: id })
     }
 
     /// The vCPU fd.
@@ -58,11 +63,11 @@ impl Vcpu {
         &mut self.fd
     }
 
-    /// Gives the vCPU its boot state: the host's supported CPUID, the boot segments and control
+    /// Gives the vCPU its boot state: the host's supported CPUID (with this vCPU's APIC ID), the boot segments and control
     /// registers for `mode`, the general registers `regs`, the FPU reset state, and the local
     /// APIC's LINT0 = ExtINT / LINT1 = NMI.
     pub fn configure(&self, vm: &Vm, mode: EntryMode, regs: &kvm_regs) -> Result<(), VcpuError> {
-        let cpuid = vm
+        let mut cpuid = vm
             .kvm()
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(ioctl("KVM_GET_SUPPORTED_CPUID"))?;
