@@ -63,14 +63,15 @@ impl Vcpu {
         &mut self.fd
     }
 
-    /// Gives the vCPU its boot state: the host's supported CPUID (with this vCPU's APIC ID), the boot segments and control
-    /// registers for `mode`, the general registers `regs`, the FPU reset state, and the local
-    /// APIC's LINT0 = ExtINT / LINT1 = NMI.
+    /// Gives the vCPU its boot state: the host's supported CPUID (with this vCPU's APIC ID),
+    /// the boot segments and control registers for `mode`, the general registers `regs`, the
+    /// FPU reset state, and the local APIC's LINT0 = ExtINT / LINT1 = NMI.
     pub fn configure(&self, vm: &Vm, mode: EntryMode, regs: &kvm_regs) -> Result<(), VcpuError> {
         let mut cpuid = vm
             .kvm()
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(ioctl("KVM_GET_SUPPORTED_CPUID"))?;
+        set_apic_id(cpuid.as_mut_slice(), self.apic_id);
         self.fd
             .set_cpuid2(&cpuid)
             .map_err(ioctl("KVM_SET_CPUID2"))?;
