@@ -34,7 +34,7 @@ pub const MAX_DESCRIPTORS: u32 = 65536;
 pub const MAX_VALUES_PER_STAT: u16 = 4096;
 
 /// `KVM_GET_STATS_FD` = `_IO(KVMIO, 0xce)`; kvm-ioctls has no wrapper for it.
-const KVM_GET_STATS_FD: libc::c_ulong = ((kvm_bindings::KVMIO as libc::c_ulong) << 8) | 0xce;
+const KVM_GET_STATS_FD: libc::Ioctl = ((kvm_bindings::KVMIO as libc::Ioctl) << 8) | 0xce;
 
 /// A stats layout the loader refuses.
 #[derive(Debug, thiserror::Error)]
@@ -292,7 +292,7 @@ pub fn stats_fd(fd: &impl AsRawFd) -> Result<File, StatsError> {
     // -1); `fd` is a live descriptor borrowed for the call. A non-negative result is a fresh
     // descriptor nobody else owns, so handing it to `OwnedFd` (which closes it once) is sound.
     let file = unsafe {
-        let ret = libc::ioctl(fd.as_raw_fd(), KVM_GET_STATS_FD as _, 0);
+        let ret = libc::ioctl(fd.as_raw_fd(), KVM_GET_STATS_FD, 0);
         if ret < 0 {
             return Err(StatsError::Ioctl(io::Error::last_os_error()));
         }
