@@ -254,3 +254,19 @@ fn pvh_start_info_carries_the_command_line_and_memory_map() {
         "default: 128 MiB, empty command line"
     );
 }
+
+#[test]
+fn uart_interrupt_reaches_the_guest_as_irq_4() {
+    if !kvm_or_skip("uart_interrupt_reaches_the_guest_as_irq_4") {
+        return;
+    }
+    // The guest halts with interrupts on until IRQ 4 (THR empty) arrives through the PIC;
+    // without it only the timeout would end the run.
+    let g = guest("serial_irq", &[]);
+    let r = afterburn_run_stats(&["--timeout".as_ref(), "20".as_ref(), g.as_os_str()]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert_eq!(r.stdout, "irq 4 received\n");
+    if let Some(n) = r.json()["kvm_stats"]["irq_injections"].as_u64() {
+        assert!(n >= 1, "irq_injections {n}");
+    }
+}
