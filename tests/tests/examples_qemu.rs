@@ -8,13 +8,9 @@
 //! qemu-system-x86_64 is required (Debian package `qemu-system-x86`); without it these tests
 //! fail and say so.
 
-use std::io::Read;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use afterburn_tests::{native_kernel, qemu_command, require_qemu, run_with_timeout, Run};
+use std::time::Duration;
 
-const QEMU: &str = "qemu-system-x86_64";
 /// A run that takes longer than this is killed (a hang, not a slow run).
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -41,108 +37,13 @@ const MICROBENCH_NAMES: [&str; 12] = [
     "pushfpopf",
 ];
 
-fn built() -> &'static [guests::Built] {
-    static BUILT: OnceLock<Result<Vec<guests::Built>, String>> = OnceLock::new();
-    let result = BUILT.get_or_init(|| {
-        let root = guests::default_out_root().map_err(|e| e.to_string())?;
-        guests::build_all(&guests::BuildOptions::new(root)).map_err(|e| e.to_string())
-    });
-    match result {
-        Ok(b) => b,
-        Err(e) => panic!("building the guest kernels failed: {e}"),
-    }
-}
-
-fn kernel_path(name: &str) -> PathBuf {
-    let b = built()
-        .iter()
-        .find(|b| b.name == name)
-        .unwrap_or_else(|| panic!("kernel {name} was not built"));
-    assert!(b.native.is_file(), "{} is missing", b.native.display());
-    b.native.clone()
-}
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn require_qemu() {
-    match Command::new(QEMU)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-    {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "`{QEMU} --version` failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => panic!(
-            "{QEMU} could not be started ({e}): these tests need it; install the Debian package \
-             qemu-system-x86 (apt-get install -y qemu-system-x86)"
-        ),
-    }
-}
-
-/// The QEMU command line for a kernel: TCG, a PC with 128 MiB, the kernel booted through its
-/// PVH note, COM1 on stdout, the debug-exit device at 0xf4, nothing else, no reboot.
-fn qemu_command(kernel: &PathBuf) -> Command {
-    let mut cmd = Command::new(QEMU);
-    cmd.args(["-accel", "tcg", "-machine", "pc", "-m", "128", "-kernel"])
-        .arg(kernel)
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
-        .args(["-serial", "stdio", "-display", "none", "-monitor", "none"])
-        .args(["-nodefaults", "-no-reboot"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
 fn boot(name: &str) -> Run {
     require_qemu();
-    let kernel = kernel_path(name);
-    let start = Instant::now();
-    let mut child = qemu_command(&kernel)
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {QEMU}: {e}"));
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = loop {
-        match child.try_wait().expect("waiting for qemu") {
-            Some(status) => break Some(status),
-            None if start.elapsed() > TIMEOUT => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            None => std::thread::sleep(Duration::from_millis(5)),
-        }
-    };
-    let elapsed = start.elapsed();
-    let stdout = String::from_utf8_lossy(&out_reader.join().expect("stdout reader")).into_owned();
-    let stderr = String::from_utf8_lossy(&err_reader.join().expect("stderr reader")).into_owned();
-    let Some(status) = status else {
-        panic!("{name}: no exit after {TIMEOUT:?} under QEMU; output so far:\n{stdout}\n{stderr}");
-    };
-    eprintln!("{name}: {:.3} s under QEMU TCG", elapsed.as_secs_f64());
-    Run {
-        code: status.code(),
-        stdout,
-        stderr,
-    }
+    let kernel = native_kernel(name);
+    let run = run_with_timeout(qemu_command(&kernel), TIMEOUT)
+        .unwrap_or_else(|| panic!("{name}: no exit after {TIMEOUT:?} under QEMU"));
+    eprintln!("{name}: {:.3} s under QEMU TCG", run.elapsed.as_secs_f64());
+    run
 }
 
 /// Boots a kernel and checks what every kernel must do: exit status 0 through the debug-exit
@@ -350,12 +251,7 @@ fn microbench_prints_every_benchmark_and_a_checksum() {
 
 #[test]
 fn output_is_deterministic_apart_from_bench_lines() {
-    let deterministic = |out: &str| -> Vec<String> {
-        out.lines()
-            .filter(|l| !l.starts_with("bench "))
-            .map(str::to_string)
-            .collect()
-    };
+    use afterburn_tests::deterministic;
     for kernel in guests::KERNELS {
         let first = boot_ok(kernel.name);
         let second = boot_ok(kernel.name);
