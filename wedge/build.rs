@@ -58,6 +58,7 @@ fn main() {
             "-fno-asynchronous-unwind-tables",
             "-fno-unwind-tables",
             "-fno-builtin",
+            "-fno-jump-tables",
             "-fno-strict-aliasing",
             "-fno-common",
             "-nostdlib",

@@ -54,6 +54,15 @@ fn main() -> ExitCode {
             text
         );
     }
+    match wedge::kvm::plan(&image, &sites) {
+        Ok(p) => println!(
+            "kvm: {} of {} sites rewritten, {} bytes of thunks",
+            p.report.rewritten,
+            p.report.sites,
+            p.thunks.len()
+        ),
+        Err(e) => println!("kvm: {e}"),
+    }
     match wedge::patch(&mut image, &sites, &mut wedge::bare::Bare) {
         Ok(r) => {
             println!("{} sites, all original", r.sites);

@@ -13,6 +13,7 @@
 
 pub mod bare;
 pub mod image;
+pub mod kvm;
 pub mod layout;
 pub mod original;
 pub mod patch;
