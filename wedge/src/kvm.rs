@@ -205,7 +205,7 @@ impl Kvm {
                 return Kvm::call(site, addr);
             }
         }
-        while self.thunks.len() % 16 != 0 {
+        while !self.thunks.len().is_multiple_of(16) {
             self.thunks.push(0xcc);
         }
         let ip = R_THUNKS.va() + self.thunks.len() as u64;
