@@ -289,6 +289,8 @@ pub fn build<W: Write>(config: &VmConfig, out: W) -> Result<Machine<W>, StartErr
         vcpu: vcpu.fd(),
         protocol,
         entry,
+        vm: vm.fd(),
+        kernel: &bytes,
     })?;
 
     Ok(Machine {

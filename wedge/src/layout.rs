@@ -55,6 +55,7 @@ const _: () = assert!(RING_DATA + RING_SIZE <= R_RING.size);
 const _: () = assert!(RING_SIZE.is_power_of_two());
 const _: () = assert!(GDT_ENTRIES * 8 <= R_GDT.size);
 const _: () = assert!(STUBS_X + 256 * STUB_SLOT == R_CPL0.size);
+const _: () = assert!(TSS_LIMIT < TSS_USER && TSS_USER + TSS_LIMIT < R_TSS.size);
 
 #[cfg(test)]
 mod tests {
@@ -98,7 +99,14 @@ mod tests {
 
     #[test]
     fn selectors_fit_the_real_gdt() {
-        for s in [SEL_CS0, SEL_SS0, SEL_CS3, SEL_SS3, SEL_TSS + 8] {
+        for s in [
+            SEL_CS0,
+            SEL_SS0,
+            SEL_CS3,
+            SEL_SS3,
+            SEL_TSS + 8,
+            SEL_TSS_USER + 8,
+        ] {
             assert!(u64::from(s >> 3) < GDT_ENTRIES);
         }
         assert_eq!(SEL_SS0, SEL_CS0 + 8, "syscall loads SS = STAR.CS + 8");

@@ -46,12 +46,14 @@ pub const R_GDT: Region = Region { name: "GDT", offset: 0x0033_0000, size: 0x100
 pub const R_IDT_K: Region = Region { name: "IDT_K", offset: 0x0033_1000, size: 0x1000 };
 /// The real IDT used while a guest user task runs (supervisor, read-only).
 pub const R_IDT_U: Region = Region { name: "IDT_U", offset: 0x0033_2000, size: 0x1000 };
-/// The real 64-bit TSS and its I/O permission bitmap.
-pub const R_TSS: Region = Region { name: "TSS", offset: 0x0033_4000, size: 0x3000 };
+/// The real 64-bit TSSs with their I/O permission bitmaps: the kernel-mode TSS at offset 0
+/// (`TSS.rsp0` is what the stubs and the runtime reserve stack areas with; every port allowed),
+/// the user-mode TSS at `TSS_USER` (only `SYSCALL_PORT` allowed).
+pub const R_TSS: Region = Region { name: "TSS", offset: 0x0033_4000, size: 0x6000 };
 /// CPL0 stubs (supervisor, read, execute): see `STUBS_*`.
-pub const R_CPL0: Region = Region { name: "CPL0", offset: 0x0033_8000, size: 0x8000 };
+pub const R_CPL0: Region = Region { name: "CPL0", offset: 0x0033_a000, size: 0x8000 };
 /// The page `LSTAR` points to: user-mode system calls enter the host through it.
-pub const R_SYSCALL: Region = Region { name: "SYSCALL", offset: 0x0034_0000, size: 0x1000 };
+pub const R_SYSCALL: Region = Region { name: "SYSCALL", offset: 0x0034_2000, size: 0x1000 };
 /// Host-owned page-table pages of the hole itself (PD and PTs, kernel and user views).
 pub const R_HOLE_PT: Region = Region { name: "HOLE_PT", offset: 0x0035_0000, size: 0x0001_0000 };
 /// Shadow page-table pool (never mapped into the guest's address space).
@@ -206,8 +208,16 @@ pub const SEL_SS0: u16 = 0xfc8;
 pub const SEL_CS3: u16 = 0xfd3;
 /// Data selector (DPL 3) of the deprivileged guest kernel.
 pub const SEL_SS3: u16 = 0xfdb;
-/// The real TSS (two GDT entries).
+/// The real kernel-mode TSS (two GDT entries).
 pub const SEL_TSS: u16 = 0xfe0;
+/// The real user-mode TSS (two GDT entries).
+pub const SEL_TSS_USER: u16 = 0xff0;
+/// Offset of the user-mode TSS in `R_TSS`.
+pub const TSS_USER: u64 = 0x3000;
+/// Size of the 64-bit TSS proper; its I/O bitmap follows it.
+pub const TSS_SIZE: u64 = 104;
+/// Limit of a TSS descriptor: the TSS, 8192 bitmap bytes, and the terminating 0xff byte.
+pub const TSS_LIMIT: u64 = TSS_SIZE + 8192;
 /// Number of GDT entries the real GDT holds (limit = 8 * entries - 1).
 pub const GDT_ENTRIES: u64 = 0x200;
 
