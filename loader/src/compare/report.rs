@@ -202,8 +202,10 @@ pub fn code(s: &str) -> String {
     format!("{fence}{pad}{clean}{pad}{fence}")
 }
 
-/// An integer-valued figure with thousands separators; others with 2 decimals.
+/// A figure with thousands separators: integers (and anything of 100 or more, rounded) as
+/// integers, smaller fractions with 2 decimals.
 pub fn num(v: f64) -> String {
+    let v = if v.abs() >= 100.0 { v.round() } else { v };
     if v.fract() == 0.0 && v.abs() < 1e15 {
         let s = format!("{}", v.abs() as u64);
         let mut out = String::new();
@@ -217,8 +219,6 @@ pub fn num(v: f64) -> String {
             out.insert(0, '-');
         }
         out
-    } else if v.abs() >= 100.0 {
-        format!("{v:.0}")
     } else {
         format!("{v:.2}")
     }
