@@ -42,8 +42,18 @@ pub fn write_text_atomically(path: &Path, text: &str) -> io::Result<()> {
 // ---------------------------------------------------------------------------------------------
 // JSON
 
+/// A figure as JSON: integral values as integers (counters stay counts), others as floats.
+fn n(v: f64) -> Value {
+    if v.fract() == 0.0 && (0.0..9.0e15).contains(&v) {
+        json!(v as u64)
+    } else {
+        json!(v)
+    }
+}
+
 fn summary_json(s: &Summary) -> Value {
-    json!({"min": s.min, "median": s.median, "max": s.max, "values": s.values})
+    json!({"min": n(s.min), "median": n(s.median), "max": n(s.max),
+           "values": s.values.iter().map(|v| n(*v)).collect::<Vec<_>>()})
 }
 
 fn summaries_json(m: &BTreeMap<String, Summary>) -> Value {
@@ -63,8 +73,9 @@ fn figures_json(f: &Figures) -> Value {
         "exits": summaries_json(&f.exits),
         "userspace_exits": summaries_json(&f.userspace_exits),
         "bench": f.bench.iter().map(|(name, s)| {
-            json!({"name": name, "min": s.min, "median": s.median, "max": s.max,
-                   "values": s.values})
+            let mut o = summary_json(s);
+            o["name"] = json!(name);
+            o
         }).collect::<Vec<_>>(),
     })
 }
