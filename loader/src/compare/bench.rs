@@ -425,9 +425,7 @@ fn page(results: &[KernelResult], t: &Throughput, command: &str, a: &BenchArgs) 
     let _ = writeln!(o, "## Kernels and backends\n");
     let _ = writeln!(o, "| kernel | native | burnt | deterministic output |");
     let _ = writeln!(o, "|---|---|---|---|");
-    let mut any_missing_burnt = false;
     for r in results {
-        any_missing_burnt |= !r.has_burnt;
         let burnt = if r.has_burnt {
             code(&r.cmp.burnt.display().to_string())
         } else {
@@ -454,11 +452,24 @@ fn page(results: &[KernelResult], t: &Throughput, command: &str, a: &BenchArgs) 
         );
     }
     let _ = writeln!(o);
-    if any_missing_burnt {
+    let missing: Vec<&str> = results
+        .iter()
+        .filter(|r| !r.has_burnt)
+        .map(|r| r.name.as_str())
+        .collect();
+    if missing.len() == results.len() {
         let _ = writeln!(
             o,
-            "**No afterburnt kernels were measured**: the burnt columns below are the native \
-             kernel run again (they show the run-to-run noise, not the afterburner's cost).\n"
+            "**No afterburnt kernels were measured** (afterburner not built): the burnt columns \
+             below are the native kernel run again (they show the run-to-run noise, not the \
+             afterburner's cost).\n"
+        );
+    } else if !missing.is_empty() {
+        let _ = writeln!(
+            o,
+            "**No afterburnt build of {}**: its burnt columns below are the native kernel run \
+             again.\n",
+            missing.join(", ")
         );
     }
     for b in &first.backends {
