@@ -501,3 +501,72 @@ fn a_kernel_file_named_compare_runs_as_dot_slash_compare() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn bench_writes_the_whole_page_from_one_run() {
+    if !kvm_or_skip("bench_writes_the_whole_page_from_one_run") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("guests");
+    for sub in ["native", "burnt"] {
+        std::fs::create_dir_all(g.join(sub)).unwrap();
+    }
+    // `same` has an afterburnt build whose timing line differs; `other` differs in a line;
+    // `alone` has no afterburnt build.
+    std::fs::copy(two_lines(0, 1), g.join("native/same")).unwrap();
+    std::fs::copy(two_lines(0, 5), g.join("burnt/same")).unwrap();
+    std::fs::copy(two_lines(0, 1), g.join("native/other")).unwrap();
+    std::fs::copy(two_lines(1, 1), g.join("burnt/other")).unwrap();
+    std::fs::copy(two_lines(0, 1), g.join("native/alone")).unwrap();
+    std::fs::create_dir_all(dir.path().join("docs/img")).unwrap();
+    let page = dir.path().join("docs/benchmarks.md");
+    let svg = dir.path().join("docs/img/chart.svg");
+    let out = Command::new(env!("CARGO_BIN_EXE_afterburn-run"))
+        .arg("bench")
+        .arg("--guests")
+        .arg(&g)
+        .args([
+            "--runs",
+            "2",
+            "--backends",
+            "bare,kvm",
+            "--chart-kernel",
+            "same",
+        ])
+        .args(["--linux-build", "/nonexistent/build", "--out"])
+        .arg(&page)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "`other` differs: {stderr}");
+    let text = std::fs::read_to_string(&page).unwrap();
+    for needle in [
+        "# Benchmarks",
+        "host kind `",
+        "afterburn-run bench --guests",
+        "| alone | ",
+        "**No afterburnt build of alone**",
+        "| other | ",
+        "**DIFFERS**",
+        "| same | ",
+        "identical (2 lines)",
+        "## Microbench: cycles per operation (`same`)",
+        "| ticks | 1 | 1 | 1 | 5 | 5 | 5 | 5.00 |",
+        "![cycles per operation](img/chart.svg)",
+        "## Whole kernels: wall time",
+        "| same | bare | ",
+        "## Exits per serial byte",
+        "## Afterburner throughput",
+        "no Linux build: /nonexistent/build/vmlinux.o is missing",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    let kvm_skipped = text.contains("- backend `kvm`: skipped: ");
+    let kvm_ran = text.contains("- backend `kvm`: ran");
+    assert!(kvm_skipped != kvm_ran, "{text}");
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(chart.contains("same: cycles per operation") && chart.contains("ticks"));
+}

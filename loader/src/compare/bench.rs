@@ -35,6 +35,7 @@ Exit codes: 0 written, 1 written but some kernel's outputs differed, 2 error.";
 #[derive(Debug, Parser)]
 #[command(
     name = "afterburn-run bench",
+    bin_name = "afterburn-run bench",
     about = "Regenerates the benchmarks page (docs/benchmarks.md)",
     after_help = BENCH_HELP
 )]

@@ -67,6 +67,7 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(
     name = "afterburn-run compare",
+    bin_name = "afterburn-run compare",
     about = "Compares a native and an afterburnt kernel on every backend",
     after_help = COMPARE_HELP
 )]
