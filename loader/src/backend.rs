@@ -70,8 +70,9 @@ pub enum BackendError {
 pub struct VmContext<'a> {
     /// Guest RAM.
     pub memory: &'a GuestMemory,
-    /// The vCPU (registers via `get_regs`/`set_regs`, ...).
-    pub vcpu: &'a VcpuFd,
+    /// The vCPU (registers via `get_regs`/`set_regs`, or the `kvm_run` copies a backend asked
+    /// for with `set_sync_valid_reg`).
+    pub vcpu: &'a mut VcpuFd,
     /// How the kernel was booted.
     pub protocol: BootProtocol,
     /// The entry point the vCPU starts at.
@@ -99,10 +100,10 @@ pub trait Backend: Send {
     fn name(&self) -> &'static str;
 
     /// Prepares guest memory and vCPU state before the first `KVM_RUN`.
-    fn prepare(&mut self, vm: &VmContext<'_>) -> Result<(), BackendError>;
+    fn prepare(&mut self, vm: &mut VmContext<'_>) -> Result<(), BackendError>;
 
     /// Offered every port write before the devices.
-    fn port_write(&mut self, port: u16, data: &[u8], vm: &VmContext<'_>) -> Disposition;
+    fn port_write(&mut self, port: u16, data: &[u8], vm: &mut VmContext<'_>) -> Disposition;
 
     /// Console output the backend collected (the kvm backend's serial ring), taken after every
     /// exit the backend handled and at the end of the run; it goes to COM1's output.
@@ -125,11 +126,11 @@ impl Backend for Bare {
         "bare"
     }
 
-    fn prepare(&mut self, _vm: &VmContext<'_>) -> Result<(), BackendError> {
+    fn prepare(&mut self, _vm: &mut VmContext<'_>) -> Result<(), BackendError> {
         Ok(())
     }
 
-    fn port_write(&mut self, _port: u16, _data: &[u8], _vm: &VmContext<'_>) -> Disposition {
+    fn port_write(&mut self, _port: u16, _data: &[u8], _vm: &mut VmContext<'_>) -> Disposition {
         Disposition::NotMine
     }
 }

@@ -194,15 +194,15 @@ fn vcpu_loop<W: Write>(
                 exits.io_out += 1;
                 buf.clear();
                 buf.extend_from_slice(data);
-                let ctx = VmContext {
+                let mut ctx = VmContext {
                     memory: &m.memory,
-                    vcpu: m.vcpu.fd(),
+                    vcpu: m.vcpu.fd_mut(),
                     protocol: m.boot.protocol,
                     entry: m.boot.entry,
                     vm: m.vm.fd(),
                     kernel: &[],
                 };
-                let disposition = m.backend.port_write(port, &buf, &ctx);
+                let disposition = m.backend.port_write(port, &buf, &mut ctx);
                 let output = m.backend.take_output();
                 if !output.is_empty() {
                     m.devices.serial.write_output(&output);

@@ -38,7 +38,10 @@ fn bt_is_not_implemented_yet_and_kvm_needs_a_burnt_kernel() {
     assert_eq!(r.json()["backend"], "bt");
     // The test guests were never burnt: no .afterburn section.
     let r = afterburn_run_stats(&["--backend".as_ref(), "kvm".as_ref(), g.as_os_str()]);
-    assert_refused(&r, &["the kvm backend could not prepare", "no .afterburn section"]);
+    assert_refused(
+        &r,
+        &["the kvm backend could not prepare", "no .afterburn section"],
+    );
     assert_eq!(r.json()["end"]["reason"], "start_failure");
     assert_eq!(r.json()["exit_code"], 100);
     assert_eq!(r.json()["backend"], "kvm");

@@ -24,7 +24,7 @@ use kvm_bindings::{
     kvm_mp_state, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, Msrs, KVM_MAX_CPUID_ENTRIES,
     KVM_MP_STATE_HALTED,
 };
-use kvm_ioctls::VcpuFd;
+use kvm_ioctls::{Cap, SyncReg};
 use vm_memory::{Bytes, GuestAddress};
 use wedge::image::{ElfImage, Image, ImageError};
 use wedge::layout::{
@@ -137,6 +137,12 @@ struct Counters {
     guest_faults: u64,
     pool_recycles: u64,
     console_flushes: u64,
+    stub_exits: u64,
+    /// Host time spent handling each kind of exit, in nanoseconds.
+    hypercall_ns: u64,
+    stub_ns: u64,
+    syscall_ns: u64,
+    start_ns: u64,
 }
 
 /// The kvm backend (host side).
@@ -153,6 +159,8 @@ pub struct KvmBackend {
     counters: Counters,
     last_fill: Option<(u64, u64)>,
     repeated_fills: u32,
+    /// Registers travel through `kvm_run` (KVM_CAP_SYNC_REGS) instead of ioctls.
+    sync_regs: bool,
 }
 
 impl Default for KvmBackend {
@@ -257,6 +265,7 @@ impl KvmBackend {
             counters: Counters::default(),
             last_fill: None,
             repeated_fills: 0,
+            sync_regs: false,
         }
     }
 
@@ -312,7 +321,7 @@ impl KvmBackend {
         Ok(())
     }
 
-    fn install(&mut self, ctx: &VmContext<'_>) -> Result<(), String> {
+    fn install(&mut self, ctx: &mut VmContext<'_>) -> Result<(), String> {
         let sites = match wedge::read_sites(ctx.kernel).map_err(|e| e.to_string())? {
             Some(s) => s,
             None => {
@@ -357,16 +366,15 @@ impl KvmBackend {
     }
 
     /// The first site ran at CPL0: switch the kernel to CPL3.
-    fn start(&mut self, ctx: &VmContext<'_>) -> Result<Disposition, Stop> {
+    fn start(&mut self, ctx: &mut VmContext<'_>) -> Result<Disposition, Stop> {
         if self.phase != Phase::Boot {
             return Err(abi(
                 "a site's boot form ran after the switch to CPL3 (the guest \
                             rewrote its code?)",
             ));
         }
-        let vcpu = ctx.vcpu;
-        let mut regs = vcpu.get_regs().map_err(|e| kvm_err("KVM_GET_REGS", e))?;
-        let sregs = vcpu.get_sregs().map_err(|e| kvm_err("KVM_GET_SREGS", e))?;
+        let mut regs = self.get_regs(ctx)?;
+        let sregs = self.get_sregs(ctx)?;
         let site = regs.rip.wrapping_sub(2);
         if !self.final_form.iter().any(|(a, _)| *a == site) {
             return Err(abi(format!(
@@ -420,14 +428,16 @@ impl KvmBackend {
                 .collect::<Vec<_>>(),
         )
         .map_err(|e| abi(format!("MSR list: {e:?}")))?;
-        let n = vcpu
+        let n = ctx
+            .vcpu
             .get_msrs(&mut msrs)
             .map_err(|e| kvm_err("KVM_GET_MSRS", e))?;
         for (entry, (_, field)) in msrs.as_slice().iter().take(n).zip(CAPTURED_MSRS) {
             set(field, entry.data)?;
         }
         // The cpuid table, from the vCPU's own CPUID (what a trapped cpuid would answer).
-        let cpuid = vcpu
+        let cpuid = ctx
+            .vcpu
             .get_cpuid2(KVM_MAX_CPUID_ENTRIES)
             .map_err(|e| kvm_err("KVM_GET_CPUID2", e))?;
         let entries = cpuid.as_slice();
@@ -482,15 +492,14 @@ impl KvmBackend {
             },
         ])
         .map_err(|e| abi(format!("MSR list: {e:?}")))?;
-        vcpu.set_msrs(&msrs)
+        ctx.vcpu
+            .set_msrs(&msrs)
             .map_err(|e| kvm_err("KVM_SET_MSRS", e))?;
         let new = self.kernel_sregs(sregs, root)?;
-        vcpu.set_sregs(&new)
-            .map_err(|e| kvm_err("KVM_SET_SREGS", e))?;
+        self.set_sregs(ctx, &new)?;
         regs.rip = site;
         regs.rflags = (regs.rflags & RFLAGS_GUEST) | RFLAGS_IF | 2;
-        vcpu.set_regs(&regs)
-            .map_err(|e| kvm_err("KVM_SET_REGS", e))?;
+        self.set_regs(ctx, &regs)?;
         self.phase = Phase::Running;
         Ok(Disposition::Handled)
     }
@@ -527,9 +536,8 @@ impl KvmBackend {
         Ok(s)
     }
 
-    fn hypercall(&mut self, ctx: &VmContext<'_>) -> Result<Disposition, Stop> {
-        let vcpu = ctx.vcpu;
-        let regs = vcpu.get_regs().map_err(|e| kvm_err("KVM_GET_REGS", e))?;
+    fn hypercall(&mut self, ctx: &mut VmContext<'_>) -> Result<Disposition, Stop> {
+        let regs = self.get_regs(ctx)?;
         let from = regs.rip.wrapping_sub(2);
         if self.phase != Phase::Running
             || self.mode != Mode::Kernel
@@ -553,10 +561,11 @@ impl KvmBackend {
             }
             n if n == hc_number("HALT") => {
                 self.counters.halts += 1;
-                vcpu.set_mp_state(kvm_mp_state {
-                    mp_state: KVM_MP_STATE_HALTED,
-                })
-                .map_err(|e| kvm_err("KVM_SET_MP_STATE", e))?;
+                ctx.vcpu
+                    .set_mp_state(kvm_mp_state {
+                        mp_state: KVM_MP_STATE_HALTED,
+                    })
+                    .map_err(|e| kvm_err("KVM_SET_MP_STATE", e))?;
                 Ok(Disposition::Handled)
             }
             n if n == hc_number("CR3_WRITE") => {
@@ -608,14 +617,58 @@ impl KvmBackend {
     }
 
     /// Loads shadow root `root` as the real CR3.
-    fn load_root(&self, vcpu: &VcpuFd, root: u64) -> Result<(), Stop> {
-        let mut s = vcpu.get_sregs().map_err(|e| kvm_err("KVM_GET_SREGS", e))?;
+    fn load_root(&self, ctx: &mut VmContext<'_>, root: u64) -> Result<(), Stop> {
+        let mut s = self.get_sregs(ctx)?;
         s.cr3 = root;
-        vcpu.set_sregs(&s).map_err(|e| kvm_err("KVM_SET_SREGS", e))
+        self.set_sregs(ctx, &s)
+    }
+
+    /// The vCPU's general registers at this exit.
+    fn get_regs(&self, ctx: &mut VmContext<'_>) -> Result<kvm_regs, Stop> {
+        if self.sync_regs {
+            Ok(ctx.vcpu.sync_regs().regs)
+        } else {
+            ctx.vcpu.get_regs().map_err(|e| kvm_err("KVM_GET_REGS", e))
+        }
+    }
+
+    /// The vCPU's segment and control registers at this exit.
+    fn get_sregs(&self, ctx: &mut VmContext<'_>) -> Result<kvm_sregs, Stop> {
+        if self.sync_regs {
+            Ok(ctx.vcpu.sync_regs().sregs)
+        } else {
+            ctx.vcpu
+                .get_sregs()
+                .map_err(|e| kvm_err("KVM_GET_SREGS", e))
+        }
+    }
+
+    /// Sets the general registers (applied when the vCPU runs again).
+    fn set_regs(&self, ctx: &mut VmContext<'_>, r: &kvm_regs) -> Result<(), Stop> {
+        if self.sync_regs {
+            ctx.vcpu.sync_regs_mut().regs = *r;
+            ctx.vcpu.set_sync_dirty_reg(SyncReg::Register);
+            Ok(())
+        } else {
+            ctx.vcpu.set_regs(r).map_err(|e| kvm_err("KVM_SET_REGS", e))
+        }
+    }
+
+    /// Sets the segment and control registers (applied when the vCPU runs again).
+    fn set_sregs(&self, ctx: &mut VmContext<'_>, s: &kvm_sregs) -> Result<(), Stop> {
+        if self.sync_regs {
+            ctx.vcpu.sync_regs_mut().sregs = *s;
+            ctx.vcpu.set_sync_dirty_reg(SyncReg::SystemRegister);
+            Ok(())
+        } else {
+            ctx.vcpu
+                .set_sregs(s)
+                .map_err(|e| kvm_err("KVM_SET_SREGS", e))
+        }
     }
 
     /// A guest TLB flush of everything (CR3 write, paging-mode change): fresh shadow roots.
-    fn flush_all(&mut self, ctx: &VmContext<'_>) -> Result<(), Stop> {
+    fn flush_all(&mut self, ctx: &mut VmContext<'_>) -> Result<(), Stop> {
         let paging = self.paging()?;
         let slot = self.slot.as_ref().ok_or_else(|| abi("no wedge"))?;
         let shadow = self.shadow.as_mut().ok_or_else(|| abi("no shadow"))?;
@@ -624,10 +677,10 @@ impl KvmBackend {
             slot.zap(ctx.vm)?;
         }
         let root = shadow.kernel_root;
-        self.load_root(ctx.vcpu, root)
+        self.load_root(ctx, root)
     }
 
-    fn invlpg(&mut self, ctx: &VmContext<'_>, va: u64) -> Result<(), Stop> {
+    fn invlpg(&mut self, ctx: &mut VmContext<'_>, va: u64) -> Result<(), Stop> {
         if va >= HOLE_VA || !canonical(va) {
             return Ok(());
         }
@@ -639,12 +692,12 @@ impl KvmBackend {
         let k = shadow.sync_region(slot, ctx.memory, View::Kernel, va)?;
         shadow.sync_region(slot, ctx.memory, View::User, va)?;
         if let Some(root) = k {
-            self.load_root(ctx.vcpu, root)?;
+            self.load_root(ctx, root)?;
         }
         Ok(())
     }
 
-    fn wrmsr(&mut self, ctx: &VmContext<'_>, msr: u64, v: u64) -> Result<Disposition, Stop> {
+    fn wrmsr(&mut self, ctx: &mut VmContext<'_>, msr: u64, v: u64) -> Result<Disposition, Stop> {
         let msr = u32::try_from(msr & 0xffff_ffff).unwrap_or(0);
         match msr {
             MSR_FS_BASE | MSR_GS_BASE => {
@@ -705,10 +758,9 @@ impl KvmBackend {
     }
 
     /// An exit stub ran: an event the host handles.
-    fn stub_exit(&mut self, ctx: &VmContext<'_>) -> Result<Disposition, Stop> {
-        let vcpu = ctx.vcpu;
-        let mut regs = vcpu.get_regs().map_err(|e| kvm_err("KVM_GET_REGS", e))?;
-        let sregs = vcpu.get_sregs().map_err(|e| kvm_err("KVM_GET_SREGS", e))?;
+    fn stub_exit(&mut self, ctx: &mut VmContext<'_>) -> Result<Disposition, Stop> {
+        let mut regs = self.get_regs(ctx)?;
+        let sregs = self.get_sregs(ctx)?;
         let stub = regs.rip.wrapping_sub(2);
         let base = R_CPL0.va() + STUBS_X;
         if self.phase != Phase::Running
@@ -723,6 +775,7 @@ impl KvmBackend {
             )));
         }
         let vector = (stub - base) / STUB_SLOT;
+        self.counters.stub_exits += 1;
         let (frame, error) = self.cpl0_frame(regs.rsp, has_error_code(vector))?;
         match self.mode {
             Mode::Kernel => match vector {
@@ -749,7 +802,7 @@ impl KvmBackend {
 
     fn kernel_page_fault(
         &mut self,
-        ctx: &VmContext<'_>,
+        ctx: &mut VmContext<'_>,
         regs: &mut kvm_regs,
         cr2: u64,
         error: u64,
@@ -790,9 +843,7 @@ impl KvmBackend {
                 self.vset("PF_ADDR", cr2)?;
                 // Hand it to the runtime through vector 14's bounce stub (same CPU frame).
                 regs.rip = R_CPL0.va() + STUBS_K + 14 * STUB_SLOT;
-                ctx.vcpu
-                    .set_regs(regs)
-                    .map_err(|e| kvm_err("KVM_SET_REGS", e))?;
+                self.set_regs(ctx, regs)?;
                 Ok(Disposition::Handled)
             }
             Err(WalkError::Bad(why)) => Err(abi(format!("at {:#x}: {why}", frame.rip))),
@@ -802,7 +853,7 @@ impl KvmBackend {
     /// A fault the guest's tables allow: fill the shadow (and the guest's A/D bits).
     fn hidden_fault(
         &mut self,
-        ctx: &VmContext<'_>,
+        ctx: &mut VmContext<'_>,
         view: View,
         va: u64,
         rip: u64,
@@ -887,16 +938,25 @@ impl Backend for KvmBackend {
         "kvm"
     }
 
-    fn prepare(&mut self, ctx: &VmContext<'_>) -> Result<(), BackendError> {
+    fn prepare(&mut self, ctx: &mut VmContext<'_>) -> Result<(), BackendError> {
         self.install(ctx).map_err(|detail| BackendError::Prepare {
             backend: "kvm",
             detail,
         })?;
+        // Register state at every exit without separate ioctls (each costs 20-30 us on a PVM
+        // host, docs/benchmarks.md), where KVM offers it.
+        let want = SyncReg::Register as i32 | SyncReg::SystemRegister as i32;
+        if ctx.vm.check_extension_int(Cap::SyncRegs) & want == want {
+            ctx.vcpu.set_sync_valid_reg(SyncReg::Register);
+            ctx.vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
+            self.sync_regs = true;
+        }
         self.phase = Phase::Boot;
         Ok(())
     }
 
-    fn port_write(&mut self, port: u16, _data: &[u8], ctx: &VmContext<'_>) -> Disposition {
+    fn port_write(&mut self, port: u16, _data: &[u8], ctx: &mut VmContext<'_>) -> Disposition {
+        let t0 = std::time::Instant::now();
         let r = self.drain_ring().and_then(|()| match port {
             START_PORT => self.start(ctx),
             HC_PORT if self.phase != Phase::New => self.hypercall(ctx),
@@ -904,6 +964,14 @@ impl Backend for KvmBackend {
             SYSCALL_PORT if self.phase != Phase::New => self.syscall(ctx),
             _ => Ok(Disposition::NotMine),
         });
+        let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        match port {
+            HC_PORT => self.counters.hypercall_ns += ns,
+            STUB_PORT => self.counters.stub_ns += ns,
+            SYSCALL_PORT => self.counters.syscall_ns += ns,
+            START_PORT => self.counters.start_ns += ns,
+            _ => {}
+        }
         match r {
             Ok(d) => d,
             Err(Stop(reason)) => Disposition::End(reason),
@@ -930,6 +998,11 @@ impl Backend for KvmBackend {
             ("user_events", c.user_events),
             ("syscalls", c.syscalls),
             ("pool_recycles", c.pool_recycles),
+            ("stub_exits", c.stub_exits),
+            ("host_ns_start", c.start_ns),
+            ("host_ns_hypercalls", c.hypercall_ns),
+            ("host_ns_stub_exits", c.stub_ns),
+            ("host_ns_syscalls", c.syscall_ns),
         ];
         if let Some(s) = &self.shadow {
             v.push(("shadow_pages", s.pages_allocated));

@@ -395,32 +395,114 @@ impl Shadow {
 
     /// The 512 shadow entries the guest's tables give for the 2 MiB region holding `va`
     /// (prefetch: every present, permitted page; accessed bits set as a CPU may set them
-    /// speculatively).
+    /// speculatively). Walks the upper levels once and reads the guest's leaf table whole.
     fn region_entries(
         &self,
         mem: &GuestMemory,
         view: View,
         va: u64,
     ) -> Result<[u64; 512], ShadowError> {
+        let p = self.paging;
         let base = va & !0x1f_ffff;
+        let wanted = ((va >> 12) & 511) as usize;
         let mut out = [0u64; 512];
-        for (i, slot) in out.iter_mut().enumerate() {
-            let a = base + (i as u64) * 0x1000;
-            match walk(mem, self.paging.cr3, a, self.paging.nxe) {
-                Ok(t) => {
-                    let e = shadow_entry(&t, view, self.paging);
-                    if e != 0 {
-                        set_accessed(mem, &t, false)
-                            .map_err(|e| ShadowError::Guest(format!("{e:?}")))?;
-                    }
-                    *slot = e;
-                }
-                Err(WalkError::NotPresent) => {}
-                Err(WalkError::Bad(why)) if i == ((va >> 12) & 511) as usize => {
-                    return Err(ShadowError::Guest(why));
-                }
-                Err(WalkError::Bad(_)) => {}
+        let guest = |e: WalkError| match e {
+            WalkError::Bad(why) => ShadowError::Guest(why),
+            WalkError::NotPresent => ShadowError::Guest("not present".into()),
+        };
+        let mut up = Translation {
+            frame: 0,
+            writable: true,
+            user: true,
+            nx: false,
+            dirty: false,
+            cache: 0,
+            entries: [0; 4],
+            levels: 0,
+        };
+        let mut table = p.cr3 & FRAME;
+        // PML4E, PDPTE, PDE.
+        for level in (1..4).rev() {
+            let gpa = table + ((base >> (12 + 9 * level)) & 511) * 8;
+            let e = read_entry(mem, gpa).map_err(guest)?;
+            if e & P == 0 {
+                return Ok(out);
             }
+            up.entries[up.levels] = gpa;
+            up.levels += 1;
+            up.writable &= e & W != 0;
+            up.user &= e & U != 0;
+            up.nx |= p.nxe && e & NX != 0;
+            if level < 3 && e & PS != 0 {
+                // A 1 GiB or 2 MiB page: the region's 512 frames follow from it.
+                let page = (1u64 << (12 + 9 * level)) - 1;
+                let first = (e & FRAME & !page) + (base & page);
+                if first + 0x20_0000 > GUEST_PHYS_LIMIT {
+                    return Err(ShadowError::Guest(format!(
+                        "virtual address {va:#x} maps guest-physical {:#x}, above the machine's \
+                         4 GiB (the wedge's memory is there)",
+                        first + (va & 0x1f_ffff)
+                    )));
+                }
+                up.dirty = e & D != 0;
+                up.cache = e & (PWT | PCD);
+                set_accessed(mem, &up, false).map_err(guest)?;
+                for (i, slot) in out.iter_mut().enumerate() {
+                    let t = Translation {
+                        frame: first + (i as u64) * 0x1000,
+                        ..up
+                    };
+                    *slot = shadow_entry(&t, view, p);
+                }
+                return Ok(out);
+            }
+            table = e & FRAME;
+        }
+        // A 4 KiB page table: read it whole.
+        let mut raw = [0u8; 4096];
+        mem.read_slice(&mut raw, GuestAddress(table)).map_err(|_| {
+            ShadowError::Guest(format!(
+                "page table at guest-physical {table:#x} is outside guest RAM"
+            ))
+        })?;
+        set_accessed(mem, &up, false).map_err(guest)?;
+        let mut changed = false;
+        for (i, slot) in out.iter_mut().enumerate() {
+            let mut e = u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+            if e & P == 0 {
+                continue;
+            }
+            let frame = e & FRAME;
+            if frame >= GUEST_PHYS_LIMIT {
+                if i == wanted {
+                    return Err(ShadowError::Guest(format!(
+                        "virtual address {va:#x} maps guest-physical {frame:#x}, above the \
+                         machine's 4 GiB (the wedge's memory is there)"
+                    )));
+                }
+                continue;
+            }
+            let t = Translation {
+                frame,
+                writable: up.writable && e & W != 0,
+                user: up.user && e & U != 0,
+                nx: up.nx || (p.nxe && e & NX != 0),
+                dirty: e & D != 0,
+                cache: e & (PWT | PCD),
+                ..up
+            };
+            let shadow = shadow_entry(&t, view, p);
+            if shadow != 0 && e & A == 0 {
+                e |= A;
+                raw[i * 8..i * 8 + 8].copy_from_slice(&e.to_le_bytes());
+                changed = true;
+            }
+            *slot = shadow;
+        }
+        if changed {
+            mem.write_slice(&raw, GuestAddress(table)).map_err(|_| {
+                ShadowError::Guest(format!("cannot write guest page table at {table:#x}"))
+            })?;
         }
         Ok(out)
     }

@@ -18,7 +18,7 @@ use wedge::layout::{
 use super::cpu::{null_segment, segment, stack_top, tss_segment, user_descriptor_ok};
 use super::paging::{self, Access, View, WalkError};
 use super::{
-    abi, canonical, has_error_code, kvm_err, Disposition, Frame, KvmBackend, Mode, Stop, VmContext,
+    abi, canonical, has_error_code, Disposition, Frame, KvmBackend, Mode, Stop, VmContext,
     RFLAGS_GUEST, RFLAGS_IF, RFLAGS_IOPL, RFLAGS_RF, RFLAGS_TF, RFLAGS_VM,
 };
 use crate::end::EndReason;
@@ -95,7 +95,7 @@ impl KvmBackend {
     /// The guest kernel returns to a user task (`iretq` with an RPL 3 code selector).
     pub(super) fn iret_user(
         &mut self,
-        ctx: &VmContext<'_>,
+        ctx: &mut VmContext<'_>,
         regs: kvm_regs,
     ) -> Result<Disposition, Stop> {
         let slot = self.slot()?;
@@ -172,7 +172,7 @@ impl KvmBackend {
 
     fn enter_user(
         &mut self,
-        ctx: &VmContext<'_>,
+        ctx: &mut VmContext<'_>,
         mut regs: kvm_regs,
         frame: Frame,
         cs_d: u64,
@@ -183,8 +183,7 @@ impl KvmBackend {
         let root = shadow.root(slot, View::User)?;
         // Nothing may still hold a stack area when the kernel leaves.
         slot.write_u64(R_TSS.gpa() + 4, stack_top())?;
-        let vcpu = ctx.vcpu;
-        let mut s = vcpu.get_sregs().map_err(|e| kvm_err("KVM_GET_SREGS", e))?;
+        let mut s = self.get_sregs(ctx)?;
         s.cr3 = root;
         s.idt.base = R_IDT_U.va();
         s.idt.limit = 0xfff;
@@ -206,10 +205,8 @@ impl KvmBackend {
         regs.rflags = (frame.rflags & RFLAGS_GUEST) | RFLAGS_IF | 2;
         self.vset("VIF", frame.rflags & RFLAGS_IF)?;
         self.vset("MODE", 1)?;
-        vcpu.set_sregs(&s)
-            .map_err(|e| kvm_err("KVM_SET_SREGS", e))?;
-        vcpu.set_regs(&regs)
-            .map_err(|e| kvm_err("KVM_SET_REGS", e))?;
+        self.set_sregs(ctx, &s)?;
+        self.set_regs(ctx, &regs)?;
         self.mode = Mode::User;
         self.counters.user_entries += 1;
         Ok(Disposition::Handled)
@@ -218,7 +215,7 @@ impl KvmBackend {
     /// An event while a user task ran (an exit stub, vector `vector`).
     pub(super) fn user_event(
         &mut self,
-        ctx: &VmContext<'_>,
+        ctx: &mut VmContext<'_>,
         regs: &kvm_regs,
         vector: u64,
         error: u64,
@@ -270,9 +267,8 @@ impl KvmBackend {
     }
 
     /// A user task's `syscall` reached the system-call page.
-    pub(super) fn syscall(&mut self, ctx: &VmContext<'_>) -> Result<Disposition, Stop> {
-        let vcpu = ctx.vcpu;
-        let mut regs = vcpu.get_regs().map_err(|e| kvm_err("KVM_GET_REGS", e))?;
+    pub(super) fn syscall(&mut self, ctx: &mut VmContext<'_>) -> Result<Disposition, Stop> {
+        let mut regs = self.get_regs(ctx)?;
         if self.mode != Mode::User || regs.rip.wrapping_sub(2) != R_SYSCALL.va() {
             return Err(abi(format!(
                 "system-call port written at {:#x} while the guest kernel ran",
@@ -283,7 +279,7 @@ impl KvmBackend {
         let efer = self.vget("EFER")?;
         if efer & 1 == 0 {
             // EFER.SCE clear: the syscall instruction is undefined.
-            let sregs = vcpu.get_sregs().map_err(|e| kvm_err("KVM_GET_SREGS", e))?;
+            let sregs = self.get_sregs(ctx)?;
             let frame = Frame {
                 rip: regs.rcx.wrapping_sub(2),
                 cs: u64::from(sregs.cs.selector),
@@ -312,19 +308,20 @@ impl KvmBackend {
     }
 
     /// Switches the real CPU to the guest kernel's view with registers `regs`.
-    fn enter_kernel(&mut self, ctx: &VmContext<'_>, regs: kvm_regs) -> Result<Disposition, Stop> {
+    fn enter_kernel(
+        &mut self,
+        ctx: &mut VmContext<'_>,
+        regs: kvm_regs,
+    ) -> Result<Disposition, Stop> {
         let root = self
             .shadow
             .as_ref()
             .ok_or_else(|| abi("no shadow"))?
             .kernel_root;
-        let vcpu = ctx.vcpu;
-        let s = vcpu.get_sregs().map_err(|e| kvm_err("KVM_GET_SREGS", e))?;
+        let s = self.get_sregs(ctx)?;
         let s = self.kernel_sregs(s, root)?;
-        vcpu.set_sregs(&s)
-            .map_err(|e| kvm_err("KVM_SET_SREGS", e))?;
-        vcpu.set_regs(&regs)
-            .map_err(|e| kvm_err("KVM_SET_REGS", e))?;
+        self.set_sregs(ctx, &s)?;
+        self.set_regs(ctx, &regs)?;
         self.mode = Mode::Kernel;
         Ok(Disposition::Handled)
     }
@@ -335,7 +332,7 @@ impl KvmBackend {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn deliver_to_kernel(
         &mut self,
-        ctx: &VmContext<'_>,
+        ctx: &mut VmContext<'_>,
         mut regs: kvm_regs,
         vector: u64,
         error: Option<u64>,
