@@ -65,13 +65,16 @@ fn run(backend: &str, kernel: &Path, stats: &Path) -> Run {
     cmd.args(["--backend", backend, "--timeout", "100", "--stats-json"])
         .arg(stats)
         .arg(kernel);
-    run_with_timeout(cmd, TIMEOUT)
-        .unwrap_or_else(|| panic!("{}: afterburn-run --backend {backend} hung", kernel.display()))
+    run_with_timeout(cmd, TIMEOUT).unwrap_or_else(|| {
+        panic!(
+            "{}: afterburn-run --backend {backend} hung",
+            kernel.display()
+        )
+    })
 }
 
 fn stats(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 
@@ -159,12 +162,20 @@ fn every_afterburnt_example_prints_on_kvm_what_the_native_one_prints_on_bare_and
                 assert_eq!(counter(&s, "syscalls"), 4, "{}: {s}", b.name);
                 assert!(counter(&s, "cr3_writes") >= 2, "{}: {s}", b.name);
                 assert!(counter(&s, "invlpgs") >= 2, "{}: {s}", b.name);
-                assert!(counter(&s, "guest_page_faults") >= 4 + 1 + 9, "{}: {s}", b.name);
+                assert!(
+                    counter(&s, "guest_page_faults") >= 4 + 1 + 9,
+                    "{}: {s}",
+                    b.name
+                );
             }
             "microbench" => {
                 assert_eq!(counter(&s, "syscalls"), 256 + 1, "{}: {s}", b.name);
                 assert!(counter(&s, "wedge_cpuid_local") >= 256, "{}: {s}", b.name);
-                assert!(counter(&s, "wedge_exceptions") >= 2 * 256, "{}: {s}", b.name);
+                assert!(
+                    counter(&s, "wedge_exceptions") >= 2 * 256,
+                    "{}: {s}",
+                    b.name
+                );
             }
             _ => {}
         }

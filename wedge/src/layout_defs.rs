@@ -192,11 +192,9 @@ pub const HC_NUMBERS: &[(&str, u64)] = &[
     ("CR0_WRITE", 5),
     ("CR4_WRITE", 6),
     ("IRET_USER", 7),
-    ("LGDT", 8),
     ("WRMSR", 9),
     ("RDMSR", 10),
     ("FATAL", 11),
-    ("SYSRET", 12),
 ];
 
 /// Selectors of the real GDT the host builds (`R_GDT`), at indices the guest's own GDT is

@@ -611,7 +611,7 @@ impl KvmBackend {
                 "the wedge's interrupt nesting ran out of stack (vector {a} at {b:#x})"
             )),
             _ => abi(format!(
-                "the wedge reported fatal error {why} ({a:#x}, {b:#x})"
+                "the wedge reported fatal error {why:#x} ({a:#x}, {b:#x})"
             )),
         }
     }
