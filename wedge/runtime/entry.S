@@ -171,6 +171,20 @@ wedge_sti:
 	movb $2, VIF_BYTE
 	jmp wedge_tail
 
+/* The sti fast path: the site sets the virtual IF itself and calls through STI_HOOK, which
+ * points here while nothing is pending (an event that lands on this `ret` is handled as if it
+ * had interrupted the site's next instruction: fixup() in wedge.c)... */
+	.balign 16
+	.globl wedge_hook_ret
+wedge_hook_ret:
+	ret
+/* ...and here while something is: deliver it as wedge_sti would. */
+	.balign 16
+	.globl wedge_hook_deliver
+wedge_hook_deliver:
+	pushfq
+	jmp wedge_tail
+
 /* pushf (64-bit): the guest's flags with the virtual IF. [ret] at X-8; leaves [V] at X-8. */
 	.balign 16
 	.globl wedge_pushf

@@ -24,11 +24,19 @@
 
 /* ---- pending interrupts ---- */
 
+extern char wedge_hook_ret[], wedge_hook_deliver[];
+
+static void set_any(uint64_t any)
+{
+	VCPU64(VCPU_PENDING_ANY) = any;
+	VCPU64(VCPU_STI_HOOK) = any ? (uint64_t)wedge_hook_deliver : (uint64_t)wedge_hook_ret;
+}
+
 static void pend(uint64_t vec)
 {
 	volatile uint64_t *p = &VCPU64(VCPU_PENDING + 8 * (vec >> 6));
 	asm volatile("lock btsq %1, %0" : "+m" (*p) : "r" (vec & 63) : "memory", "cc");
-	VCPU64(VCPU_PENDING_ANY) = 1;
+	set_any(1);
 }
 
 /* Takes the lowest pending vector, or returns -1. Runs nested only inside events that pend
@@ -46,16 +54,16 @@ static int64_t take_pending(void)
 			for (int j = 0; j < 4; j++)
 				any |= VCPU64(VCPU_PENDING + 8 * j);
 			if (!any) {
-				VCPU64(VCPU_PENDING_ANY) = 0;
+				set_any(0);
 				for (int j = 0; j < 4; j++)
 					any |= VCPU64(VCPU_PENDING + 8 * j);
 				if (any)
-					VCPU64(VCPU_PENDING_ANY) = 1;
+					set_any(1);
 			}
 			return (int64_t)(i * 64 + (int)bit);
 		}
 	}
-	VCPU64(VCPU_PENDING_ANY) = 0;
+	set_any(0);
 	return -1;
 }
 
@@ -151,7 +159,7 @@ static int fixup(struct ctx *c)
 		c->rsp += 16;
 		return 1;
 	}
-	if (rip == (uint64_t)wedge_tail_ret) {
+	if (rip == (uint64_t)wedge_tail_ret || rip == (uint64_t)wedge_hook_ret) {
 		c->rip = s[0];
 		c->rsp += 8;
 		return 1;
@@ -213,6 +221,13 @@ static void ring_flush(void)
 	hypercall(HC_CONSOLE_FLUSH, 0, 0, 0);
 }
 
+static uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+	asm volatile("rdtsc" : "=a" (lo), "=d" (hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
 static void ring_put(uint8_t b)
 {
 	uint64_t head = RING64(RING_HEAD);
@@ -225,8 +240,15 @@ static void ring_put(uint8_t b)
 	asm volatile("" : : : "memory");
 	RING64(RING_HEAD) = head + 1;
 	VCPU64(VCPU_N_SERIAL_BYTES)++;
-	if (b == '\n')
-		ring_flush();
+	if (b == '\n') {
+		/* A line is complete: hand it over now unless one went out very recently (the
+		 * host also drains the ring at every exit, at hlt and at the end). */
+		uint64_t now = rdtsc();
+		if (now - VCPU64(VCPU_LAST_FLUSH) >= VCPU64(VCPU_FLUSH_TSC)) {
+			VCPU64(VCPU_LAST_FLUSH) = now;
+			ring_flush();
+		}
+	}
 }
 
 /* ---- port I/O ---- */
@@ -378,9 +400,7 @@ SITE_FN(site_rdmsr)
 	if (f >= 0) {
 		v = VCPU64((uint64_t)f);
 	} else if (msr == MSR_TSC) {
-		uint32_t lo, hi;
-		asm volatile("rdtsc" : "=a" (lo), "=d" (hi));
-		v = ((uint64_t)hi << 32) | lo;
+		v = rdtsc();
 	} else {
 		v = hypercall(HC_RDMSR, msr, 0, 0);
 	}

@@ -369,6 +369,16 @@ impl Backend for Kvm {
                 v.push(0);
                 Ok(Rewrite::Replace(v))
             }
+            K::Sti if site.site_len >= 15 => {
+                // movb $2, VIF+1; call *STI_HOOK: the hook is a bare `ret` unless an
+                // interrupt is pending (wedge.c keeps it up to date).
+                let mut v = vec![0xc6, 0x04, 0x25];
+                v.extend_from_slice(&abs32(vcpu_abs("VIF") + 1));
+                v.push(2);
+                v.extend_from_slice(&[0xff, 0x14, 0x25]);
+                v.extend_from_slice(&abs32(vcpu_abs("STI_HOOK")));
+                Ok(Rewrite::Replace(v))
+            }
             K::Sti => Kvm::call(site, sym("wedge_sti")),
             K::StiHlt => Kvm::call(site, sym("wedge_sti_hlt")),
             K::Hlt => Kvm::call(site, sym("wedge_hlt")),
@@ -585,13 +595,17 @@ mod tests {
 
     #[test]
     fn calls_reach_their_routines_and_thunks_push_the_argument() {
+        // sti: set the virtual IF, then call through the hook.
         let (_, p) = one(SensitiveKind::Sti, &[0xfb]);
         let text = decode_all(&p.unwrap().final_form[0].1, SITE);
+        let hex = |v: u64| format!("{v:#X}").replace("0X", "0x");
+        assert_eq!(text[0], format!("movb $2,{}", hex(vcpu_abs("VIF") + 1)));
+        assert_eq!(text[1], format!("callq *{}", hex(vcpu_abs("STI_HOOK"))));
+        // hlt: a call to its routine.
+        let (_, p) = one(SensitiveKind::Hlt, &[0xf4]);
+        let text = decode_all(&p.unwrap().final_form[0].1, SITE);
         assert!(text[0].starts_with("call"), "{text:?}");
-        assert!(
-            text[0].contains(&format!("{:X}", sym("wedge_sti"))),
-            "{text:?}"
-        );
+        assert!(text[0].contains(&format!("{:X}", sym("wedge_hlt"))), "{text:?}");
         // out %al, $0x80 -> call thunk; thunk: push $0x80; jmp wedge_out_b
         let (_, p) = one(SensitiveKind::Out, &[0xe6, 0x80]);
         let p = p.unwrap();

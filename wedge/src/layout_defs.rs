@@ -143,6 +143,13 @@ pub const VCPU_FIELDS: &[Field] = &[
     f("N_DELAY_WRITES", 0x248, 8, 1),
     // Set once the host has switched the guest to CPL3 (the START hypercall).
     f("STARTED", 0x280, 8, 1),
+    // Console batching: a newline flushes the ring only if FLUSH_TSC cycles passed since the
+    // last flush (LAST_FLUSH, a TSC value); the host fills FLUSH_TSC from the TSC frequency.
+    f("FLUSH_TSC", 0x288, 8, 1),
+    f("LAST_FLUSH", 0x290, 8, 1),
+    // Where the sti fast path goes after setting the virtual IF: `wedge_hook_ret` while
+    // nothing is pending, `wedge_hook_deliver` while something is.
+    f("STI_HOOK", 0x298, 8, 1),
 ];
 /// Size of the virtual CPU page.
 pub const VCPU_SIZE: u64 = 0x1000;

@@ -409,6 +409,10 @@ impl KvmBackend {
         ] {
             set(n, v)?;
         }
+        self.set_pending_any(false)?;
+        // Console batching interval: 2 ms of TSC (1 ms if KVM does not say the frequency).
+        let tsc_khz = ctx.vcpu.get_tsc_khz().unwrap_or(1_000_000);
+        self.vset("FLUSH_TSC", u64::from(tsc_khz) * 2)?;
         let sel = vf("SEL");
         for (i, s) in [
             &sregs.es, &sregs.cs, &sregs.ss, &sregs.ds, &sregs.fs, &sregs.gs, &sregs.ldt, &sregs.tr,

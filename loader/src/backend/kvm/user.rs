@@ -140,6 +140,19 @@ impl KvmBackend {
         self.enter_user(ctx, regs, frame, cs_d, ss_d)
     }
 
+    /// PENDING_ANY and the sti hook that goes with it (wedge.c, set_any()).
+    pub(super) fn set_pending_any(&self, any: bool) -> Result<(), Stop> {
+        let slot = self.slot()?;
+        slot.set(&R_VCPU, vf("PENDING_ANY"), u64::from(any))?;
+        let hook = if any {
+            "wedge_hook_deliver"
+        } else {
+            "wedge_hook_ret"
+        };
+        slot.set(&R_VCPU, vf("STI_HOOK"), wedge::runtime::sym(hook))?;
+        Ok(())
+    }
+
     fn take_pending(&self) -> Result<Option<u64>, Stop> {
         let slot = self.slot()?;
         let base = vf("PENDING");
@@ -157,7 +170,7 @@ impl KvmBackend {
                 any |= w;
             }
         }
-        slot.set(&R_VCPU, vf("PENDING_ANY"), u64::from(any != 0))?;
+        self.set_pending_any(any != 0)?;
         Ok(found)
     }
 
@@ -166,8 +179,7 @@ impl KvmBackend {
         let at = vf("PENDING") + 8 * (v / 64);
         let w = slot.get(&R_VCPU, at)?;
         slot.set(&R_VCPU, at, w | 1 << (v % 64))?;
-        slot.set(&R_VCPU, vf("PENDING_ANY"), 1)?;
-        Ok(())
+        self.set_pending_any(true)
     }
 
     fn enter_user(
