@@ -673,26 +673,50 @@ impl KvmBackend {
 
     /// A guest TLB flush of everything (CR3 write, paging-mode change): fresh shadow roots.
     fn flush_all(&mut self, ctx: &mut VmContext<'_>) -> Result<(), Stop> {
+        self.reset_shadow(ctx, false)
+    }
+
+    /// Fresh shadow roots (recycling the pool if `force` or it is half used), loaded if the
+    /// guest kernel runs.
+    fn reset_shadow(&mut self, ctx: &mut VmContext<'_>, force: bool) -> Result<(), Stop> {
         let paging = self.paging()?;
         let slot = self.slot.as_ref().ok_or_else(|| abi("no wedge"))?;
         let shadow = self.shadow.as_mut().ok_or_else(|| abi("no shadow"))?;
-        if shadow.reset(slot, paging)? {
+        if shadow.reset(slot, paging, force)? {
             self.counters.pool_recycles += 1;
             slot.zap(ctx.vm)?;
         }
         let root = shadow.kernel_root;
-        self.load_root(ctx, root)
+        if self.mode == Mode::Kernel {
+            self.load_root(ctx, root)?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure the pool can serve an operation: recycles it (fresh roots) when it runs low.
+    /// Returns whether it did (the caller's shadow state is then new).
+    fn ensure_room(&mut self, ctx: &mut VmContext<'_>) -> Result<bool, Stop> {
+        let low = !self
+            .shadow
+            .as_ref()
+            .ok_or_else(|| abi("no shadow"))?
+            .has_room(Shadow::RESERVE);
+        if low {
+            self.reset_shadow(ctx, true)?;
+        }
+        Ok(low)
     }
 
     fn invlpg(&mut self, ctx: &mut VmContext<'_>, va: u64) -> Result<(), Stop> {
         if va >= HOLE_VA || !canonical(va) {
             return Ok(());
         }
+        if self.ensure_room(ctx)? {
+            // Fresh roots hold nothing stale.
+            return Ok(());
+        }
         let slot = self.slot.as_ref().ok_or_else(|| abi("no wedge"))?;
         let shadow = self.shadow.as_mut().ok_or_else(|| abi("no shadow"))?;
-        if !shadow.has_room(8) {
-            return self.flush_all(ctx);
-        }
         let k = shadow.sync_region(slot, ctx.memory, View::Kernel, va)?;
         shadow.sync_region(slot, ctx.memory, View::User, va)?;
         if let Some(root) = k {
@@ -878,11 +902,9 @@ impl KvmBackend {
             self.repeated_fills = 0;
         }
         paging::set_accessed(ctx.memory, t, write).map_err(|e| abi(format!("{e:?}")))?;
+        self.ensure_room(ctx)?;
         let slot = self.slot.as_ref().ok_or_else(|| abi("no wedge"))?;
         let shadow = self.shadow.as_mut().ok_or_else(|| abi("no shadow"))?;
-        if !shadow.has_room(8) {
-            return self.flush_all(ctx);
-        }
         shadow.fill(slot, ctx.memory, view, va)?;
         // A write to a page the shadow shows read-only (clean) needs the upgrade in place too.
         if write {

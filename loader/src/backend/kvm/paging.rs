@@ -335,11 +335,16 @@ impl Shadow {
         Ok(pml4)
     }
 
-    /// Starts over for `paging` (a guest CR3 write or a change of WP/NXE): fresh roots, and a
-    /// recycled pool if it is more than half used. Returns whether the pool was recycled (the
-    /// caller must then zap the slot before the guest runs again).
-    pub fn reset(&mut self, slot: &Slot, paging: Paging) -> Result<bool, ShadowError> {
-        let recycle = !self.has_room(R_POOL.size / 0x2000 / 0x1000);
+    /// Pages the pool must keep free before an operation that allocates (a fill, a path copy,
+    /// a new user root); below that, the caller resets first.
+    pub const RESERVE: u64 = 16;
+
+    /// Starts over for `paging` (a guest CR3 write or a change of WP/NXE, or a pool running
+    /// out): fresh roots, and a recycled pool if it is more than half used or `force`. Returns
+    /// whether the pool was recycled (the caller must then zap the slot before the guest runs
+    /// again).
+    pub fn reset(&mut self, slot: &Slot, paging: Paging, force: bool) -> Result<bool, ShadowError> {
+        let recycle = force || !self.has_room(R_POOL.size / 0x1000 / 2);
         if recycle {
             self.pool_next = 0;
             self.recycles += 1;

@@ -190,6 +190,7 @@ impl KvmBackend {
         cs_d: u64,
         ss_d: u64,
     ) -> Result<Disposition, Stop> {
+        self.ensure_room(ctx)?;
         let slot = self.slot.as_ref().ok_or_else(|| abi("no wedge"))?;
         let shadow = self.shadow.as_mut().ok_or_else(|| abi("no shadow"))?;
         let root = shadow.root(slot, View::User)?;
