@@ -730,4 +730,124 @@ mod tests {
         assert!(!is_upgrade(e, (e & !FRAME) | 0x11_0000));
         assert!(!is_upgrade(e, 0));
     }
+
+    fn shadow_leaf(slot: &Slot, root: u64, va: u64) -> u64 {
+        let mut table = root;
+        for level in (1..4).rev() {
+            let e = slot
+                .read_u64(table + ((va >> (12 + 9 * level)) & 511) * 8)
+                .unwrap();
+            assert_ne!(e & P, 0, "level {level} missing for {va:#x}");
+            table = e & FRAME;
+        }
+        slot.read_u64(table + ((va >> 12) & 511) * 8).unwrap()
+    }
+
+    const KVA: u64 = 0xffff_ffff_8010_0000;
+
+    #[test]
+    fn fills_show_the_kernel_everything_and_users_only_their_pages() {
+        let m = tables();
+        let slot = Slot::new().unwrap();
+        let p = Paging {
+            cr3: 0x1000,
+            wp: true,
+            nxe: false,
+        };
+        let mut sh = Shadow::new(&slot, p).unwrap();
+        sh.fill(&slot, &m, View::Kernel, KVA).unwrap();
+        let e = shadow_leaf(&slot, sh.kernel_root, KVA);
+        assert_eq!(e & (FRAME | P | U | W), 0x10_0000 | P | U | W, "{e:#x}");
+        // The 2 MiB user page is prefetched as 512 entries; read-only, user.
+        sh.fill(&slot, &m, View::User, 0x40_3000).unwrap();
+        let root = sh.user_root.unwrap();
+        assert_eq!(
+            shadow_leaf(&slot, root, 0x40_3000) & (FRAME | P | U | W),
+            0x20_3000 | P | U
+        );
+        assert_eq!(shadow_leaf(&slot, root, 0x5f_f000) & FRAME, 0x3f_f000);
+        // The hole is in both views; the kernel mapping is not in the user view.
+        assert_eq!(slot.read_u64(root + 511 * 8).unwrap() & P, P);
+        let pdpt = slot.read_u64(root + 511 * 8).unwrap() & FRAME;
+        assert_eq!(
+            slot.read_u64(pdpt + 511 * 8).unwrap() & FRAME,
+            hole_pd(View::User)
+        );
+        assert_eq!(slot.read_u64(pdpt + 510 * 8).unwrap(), 0);
+        // The guest's accessed bits were set.
+        assert_ne!(
+            m.read_obj::<u64>(GuestAddress(0x4000 + 0x100 * 8)).unwrap() & A,
+            0
+        );
+    }
+
+    #[test]
+    fn a_changed_mapping_is_a_path_copy_and_an_upgrade_is_in_place() {
+        let m = tables();
+        let slot = Slot::new().unwrap();
+        let p = Paging {
+            cr3: 0x1000,
+            wp: true,
+            nxe: false,
+        };
+        let mut sh = Shadow::new(&slot, p).unwrap();
+        sh.fill(&slot, &m, View::Kernel, KVA).unwrap();
+        let old_root = sh.kernel_root;
+        // Upgrade: a clean read-only page made writable and dirty: same root.
+        put(&m, 0x4000 + 0x101 * 8, 0x11_0000 | P);
+        sh.fill(&slot, &m, View::Kernel, KVA + 0x1000).unwrap();
+        assert_eq!(shadow_leaf(&slot, old_root, KVA + 0x1000) & W, 0);
+        put(&m, 0x4000 + 0x101 * 8, 0x11_0000 | P | W | D);
+        assert_eq!(
+            sh.sync_region(&slot, &m, View::Kernel, KVA + 0x1000)
+                .unwrap(),
+            None
+        );
+        assert_eq!(shadow_leaf(&slot, old_root, KVA + 0x1000) & W, W);
+        // Remap to another frame: a new root; the old tables are untouched.
+        put(&m, 0x4000 + 0x100 * 8, 0x12_0000 | P | W | D);
+        let new_root = sh.sync_region(&slot, &m, View::Kernel, KVA).unwrap();
+        assert_eq!(new_root, Some(sh.kernel_root));
+        assert_ne!(sh.kernel_root, old_root);
+        assert_eq!(shadow_leaf(&slot, sh.kernel_root, KVA) & FRAME, 0x12_0000);
+        assert_eq!(shadow_leaf(&slot, old_root, KVA) & FRAME, 0x10_0000);
+        assert_eq!(sh.path_copies, 1);
+        // Unmapped: another path copy, the entry gone.
+        put(&m, 0x4000 + 0x100 * 8, 0);
+        sh.sync_region(&slot, &m, View::Kernel, KVA).unwrap();
+        assert_eq!(shadow_leaf(&slot, sh.kernel_root, KVA), 0);
+    }
+
+    #[test]
+    fn the_pool_runs_out_and_recycles() {
+        let m = tables();
+        let slot = Slot::new().unwrap();
+        let p = Paging {
+            cr3: 0x1000,
+            wp: true,
+            nxe: false,
+        };
+        let mut sh = Shadow::new(&slot, p).unwrap();
+        let mut flip = 0x12_0000;
+        let err = loop {
+            put(&m, 0x4000 + 0x100 * 8, flip | P | W | D);
+            flip ^= 0x1000;
+            sh.fill(&slot, &m, View::Kernel, KVA).unwrap();
+            if let Err(e) = sh.sync_region(&slot, &m, View::Kernel, KVA) {
+                break e;
+            }
+        };
+        assert!(matches!(err, ShadowError::PoolFull(_)), "{err}");
+        assert!(!sh.has_room(Shadow::RESERVE));
+        assert!(
+            sh.reset(&slot, p, false).unwrap(),
+            "more than half used: recycled"
+        );
+        assert!(sh.has_room(R_POOL.size / 0x1000 - 4));
+        sh.fill(&slot, &m, View::Kernel, KVA).unwrap();
+        assert_eq!(
+            shadow_leaf(&slot, sh.kernel_root, KVA) & FRAME,
+            flip ^ 0x1000
+        );
+    }
 }
