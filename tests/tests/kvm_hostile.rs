@@ -6,7 +6,9 @@
 //! runs normally on both backends.
 //!
 //! The guest is `wedge/tests/guests/hostile.S` (a small kernel with a hand-written
-//! `.afterburn` section), assembled with gcc and linked with ld here. Needs /dev/kvm (skipped
+//! `.afterburn` section), assembled with gcc and linked with ld here. It also has two benign
+//! runs: a control, and a user task that takes an exception and timer interrupts in user mode
+//! (paths the example kernels do not exercise). Needs /dev/kvm (skipped
 //! loudly without it).
 
 use afterburn_tests::{afterburn_run, kvm_or_skip, run_with_timeout, Run};
@@ -79,6 +81,20 @@ fn the_hostile_guest_left_alone_runs_on_both_backends() {
         let r = run(backend, "n");
         assert_eq!(r.code, Some(0), "{backend}: {}", r.stderr);
         assert_eq!(r.stdout, "hostile: alive\n", "{backend}");
+    }
+}
+
+#[test]
+fn exceptions_and_interrupts_from_a_user_task_reach_the_guest_kernel() {
+    if !kvm_or_skip("exceptions_and_interrupts_from_a_user_task_reach_the_guest_kernel") {
+        return;
+    }
+    // The guest enters user mode with interrupts on; the task divides by zero, then spins
+    // until three timer ticks arrive; the kernel's handlers check that each came from CPL3.
+    for backend in ["bare", "kvm"] {
+        let r = run(backend, "U");
+        assert_eq!(r.code, Some(0), "{backend}: {}\n{}", r.stdout, r.stderr);
+        assert_eq!(r.stdout, "hostile: user ok\n", "{backend}");
     }
 }
 

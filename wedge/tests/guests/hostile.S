@@ -20,6 +20,10 @@
  *   s  out to the user system-call port from kernel mode
  *   x  out to the CPL0 stub port from its own code
  *   n  nothing hostile: prints "hostile: alive" and exits with status 0 (the control)
+ *   U  nothing hostile either: loads its own GDT, TSS and IDT, starts the PIT, enters user mode
+ *      at CPL3 with interrupts on; the task divides by zero (#DE, reflected from user mode),
+ *      then spins until three timer ticks (interrupts arriving in user mode) have come; prints
+ *      "hostile: user ok" and exits with status 0 (any surprise: status 8)
  *
  * If the host lets an attack through, the guest exits with status 7 ("survived").
  */
@@ -73,6 +77,9 @@
 
 #define K_OUT		13
 #define K_IRET		7
+#define K_LGDT		24
+#define K_LIDT		25
+#define K_LTR		27
 #define OUT_IMM(port, size)	((1 << 24) | ((size) << 16) | ((port) << 8))
 
 	.section .note.Xen, "a", @note
@@ -155,6 +162,8 @@ start64:
 	je attack_stub_port
 	cmpb $'n', %al
 	je control
+	cmpb $'U', %al
+	je user_roundtrip
 survived:
 	movl $7, %eax
 exit:
@@ -278,7 +287,116 @@ attack_stub_port:
 	outb %al, $0xf9
 	jmp survived
 
+/* ---- U: a user task, an exception and interrupts from user mode ---- */
+#define OUTB(port, value) movb $(value), %al; SITE K_OUT, 8, OUT_IMM(port, 1), outb %al, $(port)
+
+/* IDT entry \vec -> \handler (interrupt gate, DPL 0, selector 0x08). */
+.macro GATE vec, handler
+	leaq \handler(%rip), %rax
+	leaq idt + 16 * \vec(%rip), %rdi
+	movw %ax, (%rdi)
+	movw $0x08, 2(%rdi)
+	movw $0x8e00, 4(%rdi)
+	shrq $16, %rax
+	movw %ax, 6(%rdi)
+	shrq $16, %rax
+	movl %eax, 8(%rdi)
+	movl $0, 12(%rdi)
+.endm
+
+user_roundtrip:
+	/* The TSS descriptor (0x28) and rsp0. */
+	leaq tss(%rip), %rax
+	movq %rax, %rdx
+	shlq $16, %rdx
+	movabsq $0xffffff0000, %rcx
+	andq %rcx, %rdx				/* base 0..23 at bits 16..39 */
+	movq %rax, %rcx
+	shrq $24, %rcx
+	andq $0xff, %rcx
+	shlq $56, %rcx
+	orq %rcx, %rdx				/* base 24..31 at 56..63 */
+	movabsq $0x0000890000000067, %rcx	/* present 64-bit TSS, limit 0x67 */
+	orq %rcx, %rdx
+	movq %rdx, ugdt + 0x28(%rip)
+	shrq $32, %rax
+	movq %rax, ugdt + 0x30(%rip)
+	leaq kstack_top(%rip), %rax
+	movq %rax, tss + 4(%rip)
+	SITE K_LGDT, 8, (1 << 25), lgdt ugdt_desc(%rip)
+	movl $0x28, %eax
+	SITE K_LTR, 8, (2 << 16), ltr %ax
+	GATE 0, de_handler
+	GATE 32, timer_handler
+	SITE K_LIDT, 8, (1 << 25), lidt idt_desc(%rip)
+	/* PICs at 32/40, only IRQ 0; PIT channel 0 at 1 kHz. */
+	OUTB(0x20, 0x11)
+	OUTB(0x21, 0x20)
+	OUTB(0x21, 0x04)
+	OUTB(0x21, 0x01)
+	OUTB(0xa0, 0x11)
+	OUTB(0xa1, 0x28)
+	OUTB(0xa1, 0x02)
+	OUTB(0xa1, 0x01)
+	OUTB(0xa1, 0xff)
+	OUTB(0x21, 0xfe)
+	OUTB(0x43, 0x34)
+	OUTB(0x40, 0xa9)
+	OUTB(0x40, 0x04)
+	/* Identity 0..2 MiB becomes user-accessible: the task runs at its physical address. */
+	orq $4, pml4(%rip)
+	orq $4, pdpt_low(%rip)
+	orq $4, pd(%rip)
+	movq %rsp, %rbx
+	pushq $0x1b				/* ss */
+	pushq $pa(ustack_top)			/* rsp */
+	pushq $0x202				/* rflags: IF */
+	pushq $0x23				/* cs */
+	pushq $pa(user_task)			/* rip */
+	SITE K_IRET, 8, 0, iretq
+
+user_task:					/* CPL3, at its physical address */
+	xorl %edx, %edx
+	movl $1, %eax
+	xorl %ecx, %ecx
+	divq %rcx				/* #DE: the kernel skips these 3 bytes */
+1:	jmp 1b
+
+de_handler:					/* [rip][cs][rflags][rsp][ss] */
+	testb $3, 8(%rsp)
+	jz surprise
+	incl de_count(%rip)
+	addq $3, (%rsp)
+	SITE K_IRET, 8, 0, iretq
+
+timer_handler:
+	testb $3, 8(%rsp)
+	jz surprise
+	OUTB(0x20, 0x20)			/* EOI */
+	incl ticks(%rip)
+	cmpl $3, ticks(%rip)
+	jae 1f
+	SITE K_IRET, 8, 0, iretq
+1:	cmpl $1, de_count(%rip)
+	jne surprise
+	leaq user_ok(%rip), %rsi
+	movl $(user_ok_end - user_ok), %ecx
+	movw $0x3f8, %dx
+2:	lodsb
+	SITE K_OUT, 8, (1 << 16), outb %al, %dx
+	decl %ecx
+	jnz 2b
+	xorl %eax, %eax
+	jmp exit
+
+surprise:
+	movl $8, %eax
+	jmp exit
+
 	.section .rodata
+user_ok:
+	.ascii "hostile: user ok\n"
+user_ok_end:
 alive:
 	.ascii "hostile: alive\n"
 alive_end:
@@ -316,11 +434,44 @@ pd:				/* 2 MiB pages: physical 0 .. 512 MiB, the rest of the GiB unmapped */
 	.endr
 	.fill 256, 8, 0
 
+	.p2align 3
+ugdt:
+	.quad 0
+	.quad 0x00af9b000000ffff	/* 0x08: kernel code */
+	.quad 0x00cf93000000ffff	/* 0x10: kernel data */
+	.quad 0x00cff3000000ffff	/* 0x18: user data, DPL 3 (0x1b) */
+	.quad 0x00affb000000ffff	/* 0x20: user code, DPL 3 (0x23) */
+	.quad 0, 0			/* 0x28: TSS (filled at run time) */
+ugdt_end:
+ugdt_desc:
+	.word ugdt_end - ugdt - 1
+	.quad ugdt
+	.p2align 3
+idt_desc:
+	.word 48 * 16 - 1
+	.quad idt
+de_count:
+	.long 0
+ticks:
+	.long 0
+
 	.section .bss
 	.p2align 12
 stack:
 	.skip 16384
 stack_top:
+kstack:
+	.skip 8192
+kstack_top:
+ustack:
+	.skip 4096
+ustack_top:
+	.p2align 4
+tss:
+	.skip 104
+	.p2align 4
+idt:
+	.skip 48 * 16
 
 	.section .afterburn, "", @progbits
 afterburn_end:
