@@ -462,11 +462,12 @@ impl<'o, 'a> Burner<'o, 'a> {
         }
 
         // Relocations.
+        let refs = self.code_references();
         for (x, rels) in obj.relocs.iter().enumerate() {
             if rels.is_empty() || replaced.contains(&x) {
                 continue;
             }
-            if let Some(new) = self.map_relocs(x, rels, &dwarf_maps)? {
+            if let Some(new) = self.map_relocs(x, rels, &dwarf_maps, &refs)? {
                 edits.relocs.push((x, new));
             }
         }
@@ -534,18 +535,118 @@ impl<'o, 'a> Burner<'o, 'a> {
         Ok((out, self.report))
     }
 
+    /// Places in data sections that code refers to: `S + A + bias` of every address
+    /// relocation in code whose symbol lies in a non-code section, by section.
+    fn code_references(&self) -> BTreeMap<usize, BTreeSet<u64>> {
+        let obj = self.obj;
+        let mut refs: BTreeMap<usize, BTreeSet<u64>> = BTreeMap::new();
+        for c in &self.code {
+            for (i, r) in obj.relocs[c.index].iter().enumerate() {
+                if !matches!(reloc_class(r.r_type), Some(RelocClass::Address { .. })) {
+                    continue;
+                }
+                let Some(sym) = obj.symbols.get(r.sym as usize) else {
+                    continue;
+                };
+                let Some(t) = sym.section else { continue };
+                if self.pos_of[t].is_some() {
+                    continue;
+                }
+                let bias = i64::from(c.decoded.reloc_bias.get(i).copied().unwrap_or(0));
+                let target = i64::try_from(sym.value)
+                    .ok()
+                    .and_then(|v| v.checked_add(r.addend))
+                    .and_then(|v| v.checked_add(bias));
+                if let Some(t_off) = target.and_then(|t| u64::try_from(t).ok()) {
+                    refs.entry(t).or_default().insert(t_off);
+                }
+            }
+        }
+        refs
+    }
+
+    /// Biases of the relocations of a data section that are entries of position-independent
+    /// jump tables (`.long .Lcase - .Ltable`, as gcc emits for PIC/PIE `switch`).
+    ///
+    /// The assembler turns such an entry into `R_X86_64_PC32` against the code section with
+    /// addend `case + (P - table)`: the target is not `S + A` but `S + A - (P - table)`. A
+    /// table is recognised from its base: a place in the section that code refers to (the
+    /// `lea` of the table), followed by consecutive 4-byte (`PC32`) or 8-byte (`PC64`) entries
+    /// into one code section, each of whose targets under that reading starts an instruction.
+    /// Entries of the nearest such base win. Everything else keeps bias 0 (`.long target - .`).
+    fn pic_table_bias(&self, rels: &[Reloc], bases: Option<&BTreeSet<u64>>) -> Vec<i64> {
+        let obj = self.obj;
+        let mut bias = vec![0i64; rels.len()];
+        let Some(bases) = bases else { return bias };
+        let mut by_off: Vec<u32> = (0..rels.len() as u32).collect();
+        by_off.sort_unstable_by_key(|&i| rels[i as usize].offset);
+        let at = |off: u64| -> Option<usize> {
+            let i = by_off.partition_point(|&i| rels[i as usize].offset < off);
+            let k = *by_off.get(i)? as usize;
+            (rels[k].offset == off).then_some(k)
+        };
+        for &b in bases {
+            let mut p = b;
+            let mut width = 0u64;
+            let mut table_section = None;
+            while let Some(k) = at(p) {
+                let r = rels[k];
+                let w = match r.r_type {
+                    crate::elf::R_X86_64_PC32 => 4,
+                    crate::elf::R_X86_64_PC64 => 8,
+                    _ => break,
+                };
+                if width != 0 && w != width {
+                    break;
+                }
+                let Some(sym) = obj.symbols.get(r.sym as usize) else {
+                    break;
+                };
+                let Some(t) = sym.section else { break };
+                let Some(kc) = self.pos_of[t] else { break };
+                if table_section.is_some_and(|s| s != t) {
+                    break;
+                }
+                let Ok(k_off) = i64::try_from(p - b) else {
+                    break;
+                };
+                let target = i64::try_from(sym.value)
+                    .ok()
+                    .and_then(|v| v.checked_add(r.addend))
+                    .and_then(|v| v.checked_sub(k_off));
+                let Some(target) = target.and_then(|t| u64::try_from(t).ok()) else {
+                    break;
+                };
+                if !self.code[kc].decoded.is_start(target) {
+                    break;
+                }
+                bias[k] = -k_off;
+                width = w;
+                table_section = Some(t);
+                p += w;
+            }
+        }
+        bias
+    }
+
     /// New relocation list of section `x`, or `None` when nothing changes.
     fn map_relocs(
         &self,
         x: usize,
         rels: &[Reloc],
         dwarf_maps: &BTreeMap<usize, OffsetMap>,
+        refs: &BTreeMap<usize, BTreeSet<u64>>,
     ) -> Result<Option<Vec<Reloc>>> {
         let obj = self.obj;
         let sec_name = &obj.sections[x].name;
         let xmap = self.map_of(x, dwarf_maps);
         let xcode = self.pos_of[x].map(|k| &self.code[k].decoded);
         let orc = special::lookup(sec_name).is_some_and(|s| s.layout == Layout::OrcIp);
+        let data_bias = if xcode.is_none() {
+            self.pic_table_bias(rels, refs.get(&x))
+        } else {
+            Vec::new()
+        };
         let mut out: Option<Vec<Reloc>> = None;
         for (i, r) in rels.iter().enumerate() {
             let class = reloc_class(r.r_type).ok_or_else(|| {
@@ -570,7 +671,10 @@ impl<'o, 'a> Burner<'o, 'a> {
                 })?;
                 if let Some(t) = sym.section {
                     if let Some(tmap) = self.map_of(t, dwarf_maps) {
-                        let bias = xcode.map_or(0, |d| i64::from(d.reloc_bias[i]));
+                        let bias = match xcode {
+                            Some(d) => i64::from(d.reloc_bias[i]),
+                            None => data_bias[i],
+                        };
                         let overflow = || {
                             Error::at(
                                 sec_name,

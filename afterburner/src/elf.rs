@@ -39,6 +39,8 @@ pub const STT_SECTION: u8 = elf::STT_SECTION.0;
 pub const STT_FILE: u8 = elf::STT_FILE.0;
 /// `R_X86_64_PC32`.
 pub const R_X86_64_PC32: u32 = elf::R_X86_64_PC32.0;
+/// `R_X86_64_PC64`.
+pub const R_X86_64_PC64: u32 = elf::R_X86_64_PC64.0;
 /// `R_X86_64_NONE`.
 pub const R_X86_64_NONE: u32 = elf::R_X86_64_NONE.0;
 /// `ET_REL`.
