@@ -749,14 +749,11 @@ impl<'o, 'a> Burner<'o, 'a> {
             }
             let sym = match section_sym[c.index] {
                 Some(s) => s,
-                None if obj.symtab.is_none() => {
-                    return Err(Error::malformed(
-                        "object without a symbol table has sites to annotate",
-                    ));
-                }
                 None => {
-                    let s = u32::try_from(obj.symbols.len() + edits.new_section_symbols.len())
-                        .map_err(|_| Error::internal("symbols"))?;
+                    // index 0 is the null symbol even when there is no table yet
+                    let s =
+                        u32::try_from(obj.symbols.len().max(1) + edits.new_section_symbols.len())
+                            .map_err(|_| Error::internal("symbols"))?;
                     edits.new_section_symbols.push(c.index);
                     s
                 }

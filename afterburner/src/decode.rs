@@ -122,6 +122,10 @@ pub struct SectionInput<'a> {
     pub symbol_starts: &'a [(u64, &'a [u8])],
     /// The section's relocations (file order).
     pub relocs: &'a [Reloc],
+    /// Relocatable object: collect fixups and check that PC-relative operands without a
+    /// relocation stay inside the section. Off for executables, whose code is final (scan
+    /// only).
+    pub relocatable: bool,
 }
 
 /// GNU-syntax text of an instruction (for error messages and reports).
@@ -304,7 +308,9 @@ pub fn decode_section(input: &SectionInput<'_>) -> Result<Decoded> {
         }
 
         // Layout-dependent operands resolved by the assembler.
-        if is_near_branch(&insn) && !rel_on_imm {
+        if !input.relocatable {
+            // executables: nothing moves, nothing to fix up
+        } else if is_near_branch(&insn) && !rel_on_imm {
             let co = *offsets.get_or_insert_with(|| decoder.get_constant_offsets(&insn));
             let target = insn.near_branch_target();
             if target > len {

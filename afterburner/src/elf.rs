@@ -590,7 +590,9 @@ pub fn write(obj: &Object<'_>, edits: Edits) -> Result<Vec<u8>> {
         s.st_size = 0;
         new_syms.push(s.id());
     }
-    let nsyms = obj.symbols.len();
+    // `Reloc::sym` numbering: original indices below `nsyms`, new symbols from there on
+    // (index 0 stays the null symbol when the input has no table).
+    let nsyms = obj.symbols.len().max(1);
     let to_builder = |rels: Vec<Reloc>| -> Result<Vec<object::build::elf::Relocation>> {
         rels.into_iter()
             .map(|r| {
@@ -621,7 +623,24 @@ pub fn write(obj: &Object<'_>, edits: Edits) -> Result<Vec<u8>> {
         let id = sec_id(rela)?;
         b.sections.get_mut(id).data = SectionData::Relocation(to_builder(rels)?);
     }
-    let symtab_id = obj.symtab.map(sec_id).transpose()?;
+    let mut symtab_id = obj.symtab.map(sec_id).transpose()?;
+    if symtab_id.is_none() && !new_syms.is_empty() {
+        // An object without a symbol table (GNU as leaves it out when empty) gets one.
+        let strtab = b.sections.add();
+        strtab.name = b".strtab".to_vec().into();
+        strtab.sh_type = elf::SHT_STRTAB;
+        strtab.sh_addralign = 1;
+        strtab.data = SectionData::String;
+        let strtab_id = strtab.id();
+        let symtab = b.sections.add();
+        symtab.name = b".symtab".to_vec().into();
+        symtab.sh_type = elf::SHT_SYMTAB;
+        symtab.sh_addralign = 8;
+        symtab.sh_entsize = 24;
+        symtab.sh_link_section = Some(strtab_id);
+        symtab.data = SectionData::Symbol;
+        symtab_id = Some(symtab.id());
+    }
     for ns in edits.new_sections {
         let s = b.sections.add();
         s.name = ns.name.clone().into_bytes().into();

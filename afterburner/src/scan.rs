@@ -72,6 +72,7 @@ pub fn decode_code_sections(obj: &Object<'_>) -> Result<Vec<CodeSection>> {
                 data: sec.data,
                 symbol_starts: &named,
                 relocs: &obj.relocs[index],
+                relocatable: obj.is_relocatable(),
             };
             let decoded = decode_section(&input)?;
             Ok(CodeSection {

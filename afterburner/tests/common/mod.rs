@@ -302,7 +302,7 @@ pub fn symbols(obj: &Path) -> Vec<(String, String, String, String, u64, u64)> {
     let mut v = Vec::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 7 || !f[0].ends_with(':') || f[0] == "Num:" {
+        if f.len() < 7 || !f[0].ends_with(':') || f[0] == "Num:" || f[0] == "0:" {
             continue;
         }
         let name = f.get(7).copied().unwrap_or("").to_owned();
