@@ -15,7 +15,9 @@ fn build_burn_run(w: &Work, tag: &str, cflags: &[&str], ldflags: &[&str]) -> (st
     cc(&input("prog.c"), &orig, cflags);
     let summary = burn(&orig, &burnt);
     assert!(summary.contains("1 burnt"), "{summary}");
-    let n = compare_code(&orig, &burnt, Nops::InSitesOnly);
+    let c = compare_code(&orig, &burnt, Nops::InSitesOnly);
+    assert!(c.skipped.is_empty(), "objdump could not decode {:?}", c.skipped);
+    let n = c.instructions;
     assert!(n > 300, "compared only {n} instructions");
 
     let native_exe = w.path(&format!("native-{tag}"));

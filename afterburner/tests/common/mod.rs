@@ -231,6 +231,8 @@ pub struct Rel {
     pub offset: u64,
     pub ty: String,
     pub sym: String,
+    /// The symbol's value.
+    pub value: u64,
     pub addend: i64,
 }
 
@@ -250,15 +252,15 @@ pub fn relocations(obj: &Path) -> BTreeMap<String, Vec<Rel>> {
             continue;
         }
         let Ok(offset) = u64::from_str_radix(f[0], 16) else { continue };
-        let (sym, addend) = if f.len() >= 7 {
+        let (sym, value, addend) = if f.len() >= 7 {
             let a = i64::from_str_radix(f[6], 16).unwrap();
-            (f[4].to_owned(), if f[5] == "-" { -a } else { a })
+            (f[4].to_owned(), u64::from_str_radix(f[3], 16).unwrap_or(0), if f[5] == "-" { -a } else { a })
         } else if f.len() >= 4 {
-            (String::new(), i64::from_str_radix(f[3], 16).unwrap_or(0))
+            (String::new(), 0, i64::from_str_radix(f[3], 16).unwrap_or(0))
         } else {
-            (String::new(), 0)
+            (String::new(), 0, 0)
         };
-        out.entry(cur.clone()).or_default().push(Rel { offset, ty: f[2].to_owned(), sym, addend });
+        out.entry(cur.clone()).or_default().push(Rel { offset, ty: f[2].to_owned(), sym, value, addend });
     }
     out
 }
@@ -322,102 +324,76 @@ pub enum Nops {
     All,
 }
 
-/// Index of the kept instruction at or after `offset` (`len` at the end).
-fn index_of(insns: &[Insn], kept: &[usize], offset: u64) -> Option<usize> {
-    let i = insns.partition_point(|x| x.offset < offset);
-    if i == insns.len() {
-        return if insns.last().map_or(offset == 0, |l| offset == l.end) { Some(kept.len()) } else { None };
+/// What [`compare_code`] compared.
+#[derive(Debug, Default)]
+pub struct Compared {
+    /// Instructions compared.
+    pub instructions: usize,
+    /// Functions skipped because objdump cannot decode them (`(bad)`: instructions newer
+    /// than this binutils, such as LKGS), as `section+offset`.
+    pub skipped: Vec<String>,
+}
+
+/// The instructions of one code section, split at symbol starts (objdump restarts decoding at
+/// each symbol, so an instruction it does not know spoils one function only).
+struct Split<'a> {
+    insns: &'a [Insn],
+    /// kept instruction indices per group
+    groups: Vec<Vec<usize>>,
+    /// start offset of each group
+    starts: Vec<u64>,
+    bad: Vec<bool>,
+}
+
+impl Split<'_> {
+    /// (group, index among the group's kept instructions) of the instruction at or after
+    /// `offset`, which must start an instruction (or be the section end).
+    fn pos(&self, offset: u64) -> Option<(usize, usize)> {
+        let g = self.starts.partition_point(|&s| s <= offset).checked_sub(1)?;
+        let i = self.insns.partition_point(|x| x.offset < offset);
+        if i == self.insns.len() {
+            let end = self.insns.last().map_or(0, |l| l.end);
+            return (offset == end).then(|| (g, self.groups[g].len()));
+        }
+        if self.insns[i].offset != offset {
+            return if self.bad[g] { Some((g, usize::MAX)) } else { None };
+        }
+        if self.bad[g] {
+            return Some((g, usize::MAX));
+        }
+        let k = self.groups[g].partition_point(|&j| j < i);
+        Some((g, k))
     }
-    if insns[i].offset != offset {
-        return None;
+}
+
+fn split<'a>(insns: &'a [Insn], bounds: &[u64], keep: impl Fn(usize) -> bool) -> Split<'a> {
+    let mut starts: Vec<u64> = vec![0];
+    starts.extend(bounds.iter().copied().filter(|&b| b > 0));
+    starts.sort_unstable();
+    starts.dedup();
+    let mut groups = vec![Vec::new(); starts.len()];
+    let mut bad = vec![false; starts.len()];
+    for (i, x) in insns.iter().enumerate() {
+        let g = starts.partition_point(|&s| s <= x.offset) - 1;
+        if x.text.contains("(bad)") || x.text.starts_with(".byte") {
+            bad[g] = true;
+        }
+        if keep(i) {
+            groups[g].push(i);
+        }
     }
-    // first kept instruction at or after i
-    let k = kept.partition_point(|&j| j < i);
-    Some(k)
+    Split { insns, groups, starts, bad }
 }
 
 /// Checks that `burnt` has the same instruction stream as `orig` in every code section,
-/// branch and relocation targets compared by target instruction, and that every symbol in
-/// code names the same instruction range. Returns the number of instructions compared.
-pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> usize {
+/// function by function, with branch and relocation targets naming the same instructions,
+/// and that every symbol in code names the same instruction range.
+pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
     let a = disasm(orig);
     let b = disasm(burnt);
     let sites = afterburn_sites(burnt);
-    let code_sections: Vec<String> = a.keys().cloned().collect();
-    let mut compared = 0;
-    let pads_of = |sec: &str| -> Vec<(u64, u64)> {
-        sites
-            .iter()
-            .filter(|s| s.section == sec)
-            .map(|s| (s.offset + u64::from(s.record.insn_len), s.offset + u64::from(s.record.site_len)))
-            .collect()
-    };
-    let mut kept_a: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let mut kept_b: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for sec in &code_sections {
-        let ia = &a[sec];
-        let ib = b.get(sec).unwrap_or_else(|| panic!("burnt object lost section {sec}"));
-        let pads = pads_of(sec);
-        kept_a.insert(sec.clone(), (0..ia.len()).filter(|&i| !(nops == Nops::All && ia[i].nop)).collect());
-        kept_b.insert(
-            sec.clone(),
-            (0..ib.len())
-                .filter(|&i| {
-                    let x = &ib[i];
-                    let in_pad = pads.iter().any(|&(s, e)| x.offset >= s && x.offset < e);
-                    if in_pad {
-                        assert!(x.nop, "{sec}+{:#x}: non-NOP `{}` inside site padding", x.offset, x.text);
-                    }
-                    !(in_pad || (nops == Nops::All && x.nop))
-                })
-                .collect(),
-        );
-    }
-    for sec in &code_sections {
-        let (ia, ib) = (&a[sec], &b[sec]);
-        let (ka, kb) = (&kept_a[sec], &kept_b[sec]);
-        assert_eq!(ka.len(), kb.len(), "{sec}: {} instructions before burning, {} after dropping padding", ka.len(), kb.len());
-        for (&i, &j) in ka.iter().zip(kb) {
-            let (x, y) = (&ia[i], &ib[j]);
-            let place = format!("{sec}: original +{:#x} `{}` vs burnt +{:#x} `{}`", x.offset, x.text, y.offset, y.text);
-            if !(x.nop && y.nop) {
-                assert_eq!(x.text, y.text, "{place}");
-            }
-            match (x.target, y.target) {
-                (Some(ta), Some(tb)) if x.relocs.is_empty() => {
-                    let (pa, pb) = (index_of(ia, ka, ta), index_of(ib, kb, tb));
-                    assert!(pa.is_some(), "{place}: original target {ta:#x} is not an instruction");
-                    assert_eq!(pa, pb, "{place}: targets {ta:#x} / {tb:#x} are different instructions");
-                }
-                (None, None) => {}
-                _ if !x.relocs.is_empty() => {}
-                other => panic!("{place}: targets differ: {other:?}"),
-            }
-            assert_eq!(x.relocs.len(), y.relocs.len(), "{place}: relocations differ");
-            for (ra, rb) in x.relocs.iter().zip(&y.relocs) {
-                assert_eq!(ra.0 - x.offset, rb.0 - y.offset, "{place}: relocation moved inside the instruction");
-                assert_eq!((&ra.1, &ra.2), (&rb.1, &rb.2), "{place}: relocation type/symbol");
-                if a.contains_key(&ra.2) && b.contains_key(&rb.2) {
-                    // against a code section symbol: compare the target instruction
-                    let pc = ra.1.contains("PC") || ra.1.contains("PLT");
-                    let ta = ra.3 + if pc { (x.end - ra.0) as i64 } else { 0 };
-                    let tb = rb.3 + if pc { (y.end - rb.0) as i64 } else { 0 };
-                    let pa = index_of(&a[&ra.2], &kept_a[&ra.2], ta as u64);
-                    let pb = index_of(&b[&rb.2], &kept_b[&rb.2], tb as u64);
-                    assert!(pa.is_some(), "{place}: relocation target {}{:+#x} is not an instruction", ra.2, ta);
-                    assert_eq!(pa, pb, "{place}: relocation target {}{:+#x} vs {}{:+#x}", ra.2, ta, rb.2, tb);
-                } else {
-                    assert_eq!(ra.3, rb.3, "{place}: addend against {}", ra.2);
-                }
-            }
-            compared += 1;
-        }
-    }
-    // Symbols in code sections name the same instructions.
-    let sa = symbols(orig);
-    let sb = symbols(burnt);
-    let secs_a = sections(orig);
-    let secs_b = sections(burnt);
+    let (sa, sb) = (symbols(orig), symbols(burnt));
+    let (secs_a, secs_b) = (sections(orig), sections(burnt));
     let name_of = |secs: &[SectionHdr], ndx: &str| -> Option<String> {
         let i: usize = ndx.parse().ok()?;
         secs.iter().find(|s| s.index == i).map(|s| s.name.clone())
@@ -427,22 +403,138 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> usize {
     };
     let (pa, pb) = (pick(&sa), pick(&sb));
     assert_eq!(pa.len(), pb.len(), "symbol count changed");
+    let bounds = |syms: &[(String, String, String, String, u64, u64)], secs: &[SectionHdr], sec: &str| -> Vec<u64> {
+        syms.iter().filter(|s| name_of(secs, &s.3).as_deref() == Some(sec)).map(|s| s.4).collect()
+    };
+    let mut out = Compared::default();
+    let mut split_a = BTreeMap::new();
+    let mut split_b = BTreeMap::new();
+    for (sec, ia) in &a {
+        let ib = b.get(sec).unwrap_or_else(|| panic!("burnt object lost section {sec}"));
+        let pads: Vec<(u64, u64)> = sites
+            .iter()
+            .filter(|s| &s.section == sec)
+            .map(|s| (s.offset + u64::from(s.record.insn_len), s.offset + u64::from(s.record.site_len)))
+            .collect();
+        let xa = split(ia, &bounds(&pa, &secs_a, sec), |i| !(nops == Nops::All && ia[i].nop));
+        let xb = split(ib, &bounds(&pb, &secs_b, sec), |i| {
+            let x = &ib[i];
+            let in_pad = pads.iter().any(|&(s, e)| x.offset >= s && x.offset < e);
+            !(in_pad || (nops == Nops::All && x.nop))
+        });
+        assert_eq!(xa.groups.len(), xb.groups.len(), "{sec}: symbol starts differ");
+        split_a.insert(sec.clone(), xa);
+        split_b.insert(sec.clone(), xb);
+    }
+    for sec in a.keys() {
+        let (xa, xb) = (&split_a[sec], &split_b[sec]);
+        for g in 0..xa.groups.len() {
+            if xa.bad[g] || xb.bad[g] {
+                out.skipped.push(format!("{sec}+{:#x}", xa.starts[g]));
+                continue;
+            }
+            let (ga, gb) = (&xa.groups[g], &xb.groups[g]);
+            assert_eq!(ga.len(), gb.len(), "{sec}+{:#x}: {} instructions before burning, {} after dropping padding", xa.starts[g], ga.len(), gb.len());
+            for (&i, &j) in ga.iter().zip(gb) {
+                let (x, y) = (&xa.insns[i], &xb.insns[j]);
+                let place = format!("{sec}: original +{:#x} `{}` vs burnt +{:#x} `{}`", x.offset, x.text, y.offset, y.text);
+                if !(x.nop && y.nop) {
+                    assert_eq!(x.text, y.text, "{place}");
+                }
+                match (x.target, y.target) {
+                    (Some(ta), Some(tb)) if x.relocs.is_empty() => {
+                        let (qa, qb) = (xa.pos(ta), xb.pos(tb));
+                        assert!(qa.is_some(), "{place}: original target {ta:#x} is not an instruction");
+                        assert_eq!(qa, qb, "{place}: targets {ta:#x} / {tb:#x} are different instructions");
+                    }
+                    (None, None) => {}
+                    _ if !x.relocs.is_empty() => {}
+                    other => panic!("{place}: targets differ: {other:?}"),
+                }
+                assert_eq!(x.relocs.len(), y.relocs.len(), "{place}: relocations differ");
+                for (ra, rb) in x.relocs.iter().zip(&y.relocs) {
+                    assert_eq!(ra.0 - x.offset, rb.0 - y.offset, "{place}: relocation moved inside the instruction");
+                    assert_eq!((&ra.1, &ra.2), (&rb.1, &rb.2), "{place}: relocation type/symbol");
+                    if let (Some(ta_split), Some(tb_split)) = (split_a.get(&ra.2), split_b.get(&rb.2)) {
+                        // against a code section symbol: compare the target instruction
+                        let pc = ra.1.contains("PC") || ra.1.contains("PLT");
+                        let ta = ra.3 + if pc { (x.end - ra.0) as i64 } else { 0 };
+                        let tb = rb.3 + if pc { (y.end - rb.0) as i64 } else { 0 };
+                        let (qa, qb) = (ta_split.pos(ta as u64), tb_split.pos(tb as u64));
+                        assert!(qa.is_some(), "{place}: relocation target {}{:+#x} is not an instruction", ra.2, ta);
+                        assert_eq!(qa, qb, "{place}: relocation target {}{:+#x} vs {}{:+#x}", ra.2, ta, rb.2, tb);
+                    } else {
+                        assert_eq!(ra.3, rb.3, "{place}: addend against {}", ra.2);
+                    }
+                }
+                out.instructions += 1;
+            }
+        }
+        // burnt padding holds NOPs only (where objdump can decode)
+        for s in sites.iter().filter(|s| &s.section == sec) {
+            let (lo, hi) = (s.offset + u64::from(s.record.insn_len), s.offset + u64::from(s.record.site_len));
+            let g = xb.starts.partition_point(|&st| st <= s.offset) - 1;
+            if xb.bad[g] {
+                continue;
+            }
+            for x in b[sec].iter().filter(|x| x.offset >= lo && x.offset < hi) {
+                assert!(x.nop, "{sec}+{:#x}: non-NOP `{}` inside site padding", x.offset, x.text);
+            }
+        }
+    }
+    // Relocations in data sections that point into code name the same instructions
+    // (PC-relative ones in .rodata are left out: PIC jump tables hold `case - table`, whose
+    // target GNU readelf cannot tell; running the programs checks those).
+    let (ra_all, rb_all) = (relocations(orig), relocations(burnt));
+    let sym_section = |syms: &[(String, String, String, String, u64, u64)], secs: &[SectionHdr], name: &str| -> Option<String> {
+        if split_a.contains_key(name) {
+            return Some(name.to_owned());
+        }
+        let s = syms.iter().find(|s| s.0 == name)?;
+        name_of(secs, &s.3)
+    };
+    for (rsec, la) in &ra_all {
+        let target_sec = rsec.strip_prefix(".rela").unwrap_or(rsec);
+        if a.contains_key(target_sec) || rsec == ".rela.afterburn" {
+            continue; // code: compared above
+        }
+        let lb = rb_all.get(rsec).unwrap_or_else(|| panic!("burnt object lost {rsec}"));
+        assert_eq!(la.len(), lb.len(), "{rsec}: relocation count");
+        for (x, y) in la.iter().zip(lb) {
+            assert_eq!((x.offset, &x.ty, &x.sym), (y.offset, &y.ty, &y.sym), "{rsec}: relocation changed");
+            let pc = x.ty.contains("PC");
+            if pc && target_sec.starts_with(".rodata") {
+                continue;
+            }
+            let Some(ts) = sym_section(&sa, &secs_a, &x.sym) else { continue };
+            let (Some(xa), Some(xb)) = (split_a.get(&ts), split_b.get(&ts)) else { continue };
+            let ta = (x.value as i64 + x.addend) as u64;
+            let tb = (y.value as i64 + y.addend) as u64;
+            let (qa, qb) = (xa.pos(ta), xb.pos(tb));
+            if qa.is_none() {
+                continue; // points inside an instruction or past it: no instruction to compare
+            }
+            // an entry right after a site may map to the end of the original instruction
+            // (ORC): that is the first padding NOP, which is dropped like the site's padding
+            assert_eq!(qa, qb, "{rsec}+{:#x}: {} {}{:+#x} vs {}{:+#x}", x.offset, x.ty, x.sym, x.addend, y.sym, y.addend);
+        }
+    }
+    // Symbols in code sections name the same instructions.
     for (x, y) in pa.iter().zip(&pb) {
         assert_eq!((&x.0, &x.1, &x.2), (&y.0, &y.1, &y.2), "symbol order changed");
         let (Some(na), Some(nb)) = (name_of(&secs_a, &x.3), name_of(&secs_b, &y.3)) else { continue };
         assert_eq!(na, nb, "symbol {} moved to another section", x.0);
-        let (Some(ia), Some(ib)) = (a.get(&na), b.get(&nb)) else { continue };
-        let (ka, kb) = (&kept_a[&na], &kept_b[&nb]);
-        let (va, vb) = (index_of(ia, ka, x.4), index_of(ib, kb, y.4));
+        let (Some(xa), Some(xb)) = (split_a.get(&na), split_b.get(&nb)) else { continue };
+        let (va, vb) = (xa.pos(x.4), xb.pos(y.4));
         if va.is_some() {
             assert_eq!(va, vb, "symbol {} starts at a different instruction", x.0);
             if x.5 > 0 {
-                let (ea, eb) = (index_of(ia, ka, x.4 + x.5), index_of(ib, kb, y.4 + y.5));
+                let (ea, eb) = (xa.pos(x.4 + x.5), xb.pos(y.4 + y.5));
                 assert_eq!(ea, eb, "symbol {} ends at a different instruction", x.0);
             }
         }
     }
-    compared
+    out
 }
 
 /// `objdump -d` of one section with raw bytes: (offset, bytes, text).
