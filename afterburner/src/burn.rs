@@ -22,7 +22,7 @@
 
 use crate::decode::{Fixup, FixupKind};
 use crate::dwarf;
-use crate::elf::{reloc_class, reloc_name, Edits, NewSection, Object, Reloc, RelocClass};
+use crate::elf::{reloc_class, reloc_name, Edits, NewSection, Object, Reloc, RelocClass, Relocs};
 use crate::encode::encode_section;
 use crate::error::{Error, ErrorKind, Place, Result};
 use crate::offset_map::OffsetMap;
@@ -467,8 +467,9 @@ impl<'o, 'a> Burner<'o, 'a> {
             if rels.is_empty() || replaced.contains(&x) {
                 continue;
             }
-            if let Some(new) = self.map_relocs(x, rels, &dwarf_maps, &refs)? {
-                edits.relocs.push((x, new));
+            let patches = self.map_relocs(x, *rels, &dwarf_maps, &refs)?;
+            if !patches.is_empty() {
+                edits.reloc_patches.push((x, patches));
             }
         }
 
@@ -574,10 +575,14 @@ impl<'o, 'a> Burner<'o, 'a> {
     /// `lea` of the table), followed by consecutive 4-byte (`PC32`) or 8-byte (`PC64`) entries
     /// into one code section, each of whose targets under that reading starts an instruction.
     /// Entries of the nearest such base win. Everything else keeps bias 0 (`.long target - .`).
-    fn pic_table_bias(&self, rels: &[Reloc], bases: Option<&BTreeSet<u64>>) -> Vec<i64> {
+    fn pic_table_bias(&self, rels: Relocs<'_>, bases: Option<&BTreeSet<u64>>) -> Vec<i64> {
         let obj = self.obj;
+        let Some(bases) = bases else {
+            return Vec::new();
+        };
         let mut bias = vec![0i64; rels.len()];
-        let Some(bases) = bases else { return bias };
+        let list: Vec<Reloc> = rels.iter().collect();
+        let rels = &list[..];
         let mut by_off: Vec<u32> = (0..rels.len() as u32).collect();
         by_off.sort_unstable_by_key(|&i| rels[i as usize].offset);
         let at = |off: u64| -> Option<usize> {
@@ -633,10 +638,10 @@ impl<'o, 'a> Burner<'o, 'a> {
     fn map_relocs(
         &self,
         x: usize,
-        rels: &[Reloc],
+        rels: Relocs<'_>,
         dwarf_maps: &BTreeMap<usize, OffsetMap>,
         refs: &BTreeMap<usize, BTreeSet<u64>>,
-    ) -> Result<Option<Vec<Reloc>>> {
+    ) -> Result<Vec<(u32, u64, i64)>> {
         let obj = self.obj;
         let sec_name = &obj.sections[x].name;
         let xmap = self.map_of(x, dwarf_maps);
@@ -647,7 +652,7 @@ impl<'o, 'a> Burner<'o, 'a> {
         } else {
             Vec::new()
         };
-        let mut out: Option<Vec<Reloc>> = None;
+        let mut out = Vec::new();
         for (i, r) in rels.iter().enumerate() {
             let class = reloc_class(r.r_type).ok_or_else(|| {
                 Error::at(
@@ -673,7 +678,7 @@ impl<'o, 'a> Burner<'o, 'a> {
                     if let Some(tmap) = self.map_of(t, dwarf_maps) {
                         let bias = match xcode {
                             Some(d) => i64::from(d.reloc_bias[i]),
-                            None => data_bias[i],
+                            None => data_bias.get(i).copied().unwrap_or(0),
                         };
                         let overflow = || {
                             Error::at(
@@ -694,9 +699,7 @@ impl<'o, 'a> Burner<'o, 'a> {
                 }
             }
             if offset != r.offset || addend != r.addend {
-                let v = out.get_or_insert_with(|| rels.to_vec());
-                v[i].offset = offset;
-                v[i].addend = addend;
+                out.push((i as u32, offset, addend));
             }
         }
         Ok(out)

@@ -14,7 +14,7 @@
 //!   operands, 0 otherwise), used by [`crate::offset_map::OffsetMap::map_addend`];
 //! * a bitmap of instruction starts.
 
-use crate::elf::{reloc_class, reloc_name, Reloc, RelocClass};
+use crate::elf::{reloc_class, reloc_name, RelocClass, Relocs};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sensitive::{classify, pairs_with};
 use annotations::{Operands, SensitiveKind};
@@ -94,8 +94,6 @@ pub struct Decoded {
     pub fixups: Vec<Fixup>,
     /// Bias of each relocation of the section (parallel to its relocation list).
     pub reloc_bias: Vec<i8>,
-    /// Offset of the instruction that holds each relocation (parallel to the list).
-    pub reloc_insn: Vec<u64>,
     /// Bitmap of instruction starts (bit `x` set when an instruction starts at offset `x`).
     pub starts: Vec<u64>,
     /// Number of instructions decoded.
@@ -121,7 +119,7 @@ pub struct SectionInput<'a> {
     /// Symbol starts inside the section, sorted by offset: `(offset, symbol name)`.
     pub symbol_starts: &'a [(u64, &'a [u8])],
     /// The section's relocations (file order).
-    pub relocs: &'a [Reloc],
+    pub relocs: Relocs<'a>,
     /// Relocatable object: collect fixups and check that PC-relative operands without a
     /// relocation stay inside the section. Off for executables, whose code is final (scan
     /// only).
@@ -168,13 +166,27 @@ pub fn decode_section(input: &SectionInput<'_>) -> Result<Decoded> {
     let len = data.len() as u64;
     let name = input.name;
     // Relocations by offset.
-    let mut order: Vec<u32> = (0..u32::try_from(input.relocs.len()).map_err(|_| {
-        Error::in_section(name, ErrorKind::Malformed("too many relocations".into()))
-    })?)
+    if u32::try_from(input.relocs.len()).is_err() {
+        return Err(Error::in_section(
+            name,
+            ErrorKind::Malformed("too many relocations".into()),
+        ));
+    }
+    let mut order: Vec<(u64, u32)> = input
+        .relocs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.offset, i as u32))
         .collect();
-    order.sort_unstable_by_key(|&i| input.relocs[i as usize].offset);
-    if let Some(&last) = order.last() {
-        let r = input.relocs[last as usize];
+    order.sort_unstable();
+    let reloc = |i: u32| {
+        input
+            .relocs
+            .get(i as usize)
+            .ok_or_else(|| Error::internal("relocation index"))
+    };
+    if let Some(&(_, last)) = order.last() {
+        let r = reloc(last)?;
         if r.offset >= len {
             return Err(Error::at(
                 name,
@@ -190,7 +202,6 @@ pub fn decode_section(input: &SectionInput<'_>) -> Result<Decoded> {
         sites: Vec::new(),
         fixups: Vec::new(),
         reloc_bias: vec![0; input.relocs.len()],
-        reloc_insn: vec![0; input.relocs.len()],
         starts: vec![0; data.len().div_ceil(64) + 1],
         insn_count: 0,
     };
@@ -242,8 +253,12 @@ pub fn decode_section(input: &SectionInput<'_>) -> Result<Decoded> {
         let mut rel_on_disp = false;
         let mut offsets: Option<ConstantOffsets> = None;
         while next_rel < order.len() {
-            let ri = order[next_rel] as usize;
-            let r = input.relocs[ri];
+            let (r_offset, ri) = order[next_rel];
+            if r_offset >= end {
+                break;
+            }
+            let r = reloc(ri)?;
+            let ri = ri as usize;
             if r.offset >= end {
                 break;
             }
@@ -258,7 +273,6 @@ pub fn decode_section(input: &SectionInput<'_>) -> Result<Decoded> {
                     },
                 )
             })?;
-            out.reloc_insn[ri] = pos;
             let rel = r.offset - pos;
             if class == RelocClass::Marker {
                 if r.r_type == crate::elf::R_X86_64_NONE || rel == 0 {

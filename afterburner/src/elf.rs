@@ -110,6 +110,41 @@ pub struct Reloc {
     pub addend: i64,
 }
 
+/// The `RELA` relocations of one section, read in place from the file (no copy).
+#[derive(Clone, Copy, Default)]
+pub struct Relocs<'a> {
+    raw: &'a [elf::Rela64<Endianness>],
+}
+
+impl<'a> Relocs<'a> {
+    /// Number of relocations.
+    pub fn len(&self) -> usize {
+        self.raw.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+    /// The `i`-th relocation (file order); `None` past the end.
+    pub fn get(&self, i: usize) -> Option<Reloc> {
+        self.raw.get(i).map(read_rela)
+    }
+    /// All relocations in file order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Reloc> + 'a {
+        self.raw.iter().map(read_rela)
+    }
+}
+
+fn read_rela(r: &elf::Rela64<Endianness>) -> Reloc {
+    let e = Endianness::Little;
+    Reloc {
+        offset: r.r_offset(e),
+        sym: r.r_sym(e, false),
+        r_type: r.r_type(e, false).0,
+        addend: r.r_addend(e),
+    }
+}
+
 /// A parsed input object.
 pub struct Object<'a> {
     /// The raw bytes.
@@ -125,7 +160,7 @@ pub struct Object<'a> {
     /// ELF index of `.symtab`, if any.
     pub symtab: Option<usize>,
     /// Relocations of each section (by ELF index of the section they apply to), in file order.
-    pub relocs: Vec<Vec<Reloc>>,
+    pub relocs: Vec<Relocs<'a>>,
 }
 
 fn malformed(e: object::read::Error) -> Error {
@@ -228,7 +263,7 @@ impl<'a> Object<'a> {
                 bind: sym.st_bind().0,
             });
         }
-        let mut relocs = vec![Vec::new(); sections.len()];
+        let mut relocs = vec![Relocs::default(); sections.len()];
         for (i, sh) in table.iter().enumerate() {
             let sh_type = sh.sh_type(endian).0;
             if sh_type == SHT_REL {
@@ -274,11 +309,9 @@ impl<'a> Object<'a> {
                 ));
             }
             sections[target].rela = Some(i);
-            let list: &mut Vec<Reloc> = &mut relocs[target];
-            list.reserve_exact(rels.len());
             for (k, r) in rels.iter().enumerate() {
                 let sym = r.r_sym(endian, false);
-                if sym as usize >= symbols.len().max(1) && sym != 0 {
+                if sym != 0 && sym as usize >= symbols.len() {
                     return Err(Error::at(
                         &name,
                         (k * 24) as u64,
@@ -287,13 +320,8 @@ impl<'a> Object<'a> {
                         )),
                     ));
                 }
-                list.push(Reloc {
-                    offset: r.r_offset(endian),
-                    sym,
-                    r_type: r.r_type(endian, false).0,
-                    addend: r.r_addend(endian),
-                });
             }
+            relocs[target] = Relocs { raw: rels };
         }
         Ok(Object {
             data,
@@ -511,6 +539,9 @@ pub struct Edits {
     pub section_data: Vec<(usize, Vec<u8>)>,
     /// Complete new relocation lists by ELF index of the section they apply to.
     pub relocs: Vec<(usize, Vec<Reloc>)>,
+    /// In-place changes of relocations by ELF index of the section they apply to:
+    /// `(index in file order, new offset, new addend)`.
+    pub reloc_patches: Vec<(usize, Vec<(u32, u64, i64)>)>,
     /// New `(value, size)` by `.symtab` index.
     pub symbols: Vec<(usize, u64, u64)>,
     /// Section symbols to create (ELF section indices); relocation `sym` values
@@ -614,6 +645,26 @@ pub fn write(obj: &Object<'_>, edits: Edits) -> Result<Vec<u8>> {
             })
             .collect()
     };
+    for (target, patches) in edits.reloc_patches {
+        let rela = obj
+            .sections
+            .get(target)
+            .and_then(|s| s.rela)
+            .ok_or_else(|| {
+                Error::internal("relocation patches for a section without a RELA section")
+            })?;
+        let id = sec_id(rela)?;
+        let SectionData::Relocation(v) = &mut b.sections.get_mut(id).data else {
+            return Err(Error::internal("RELA section read as something else"));
+        };
+        for (i, offset, addend) in patches {
+            let r = v
+                .get_mut(i as usize)
+                .ok_or_else(|| Error::internal("relocation patch past the list"))?;
+            r.r_offset = offset;
+            r.r_addend = addend;
+        }
+    }
     for (target, rels) in edits.relocs {
         let rela = obj
             .sections

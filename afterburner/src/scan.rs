@@ -71,7 +71,7 @@ pub fn decode_code_sections(obj: &Object<'_>) -> Result<Vec<CodeSection>> {
                 name: &sec.name,
                 data: sec.data,
                 symbol_starts: &named,
-                relocs: &obj.relocs[index],
+                relocs: obj.relocs[index],
                 relocatable: obj.is_relocatable(),
             };
             let decoded = decode_section(&input)?;

@@ -21,7 +21,7 @@
 //!   instruction, which holds in the padding too, so it maps to the end of the original
 //!   instruction (before the padding), not to the next instruction.
 
-use crate::elf::{Object, Reloc};
+use crate::elf::{Object, Reloc, Relocs};
 use crate::error::{Error, ErrorKind, Result};
 
 /// What burning must do for a special section beyond the generic relocation rule.
@@ -179,23 +179,20 @@ pub struct JumpEntry {
 }
 
 /// Relocations of a section sorted by offset, for exact lookups.
-struct ByOffset<'r> {
-    relocs: &'r [Reloc],
-    order: Vec<u32>,
+struct ByOffset {
+    /// `(offset, relocation)` sorted by offset.
+    sorted: Vec<(u64, Reloc)>,
 }
 
-impl<'r> ByOffset<'r> {
-    fn new(relocs: &'r [Reloc]) -> Self {
-        let mut order: Vec<u32> = (0..relocs.len() as u32).collect();
-        order.sort_unstable_by_key(|&i| relocs[i as usize].offset);
-        ByOffset { relocs, order }
+impl ByOffset {
+    fn new(relocs: Relocs<'_>) -> Self {
+        let mut sorted: Vec<(u64, Reloc)> = relocs.iter().map(|r| (r.offset, r)).collect();
+        sorted.sort_unstable_by_key(|e| e.0);
+        ByOffset { sorted }
     }
-    fn at(&self, offset: u64) -> Option<&'r Reloc> {
-        let i = self
-            .order
-            .partition_point(|&i| self.relocs[i as usize].offset < offset);
-        let r = &self.relocs[*self.order.get(i)? as usize];
-        (r.offset == offset).then_some(r)
+    fn at(&self, offset: u64) -> Option<&Reloc> {
+        let i = self.sorted.partition_point(|e| e.0 < offset);
+        self.sorted.get(i).filter(|e| e.0 == offset).map(|e| &e.1)
     }
 }
 
@@ -229,7 +226,7 @@ fn entries<'o>(
     obj: &'o Object<'_>,
     index: usize,
     size: usize,
-) -> Result<(&'o str, &'o [u8], ByOffset<'o>)> {
+) -> Result<(&'o str, &'o [u8], ByOffset)> {
     let sec = &obj.sections[index];
     if sec.data.len() % size != 0 {
         return Err(Error::in_section(
@@ -240,7 +237,7 @@ fn entries<'o>(
             )),
         ));
     }
-    Ok((&sec.name, sec.data, ByOffset::new(&obj.relocs[index])))
+    Ok((&sec.name, sec.data, ByOffset::new(obj.relocs[index])))
 }
 
 /// Reads `.altinstructions` (section `index`).
