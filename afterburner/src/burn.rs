@@ -22,7 +22,9 @@
 
 use crate::decode::{Fixup, FixupKind};
 use crate::dwarf;
-use crate::elf::{reloc_class, reloc_name, Edits, NewSection, Object, Reloc, RelocClass, Relocs};
+use crate::elf::{
+    reloc_class, reloc_name, Edits, NewSection, Object, Reloc, RelocClass, RelocPatch, Relocs,
+};
 use crate::encode::encode_section;
 use crate::error::{Error, ErrorKind, Place, Result};
 use crate::offset_map::OffsetMap;
@@ -243,8 +245,8 @@ impl<'o, 'a> Burner<'o, 'a> {
         let mut any = false;
         let sites = &self.code[k].decoded.sites;
         let from = sites.partition_point(|s| s.offset < start);
-        for i in from..sites.len() {
-            if sites[i].offset >= end {
+        for (i, site) in sites.iter().enumerate().skip(from) {
+            if site.offset >= end {
                 break;
             }
             if !self.unpadded[k][i] {
@@ -253,7 +255,7 @@ impl<'o, 'a> Burner<'o, 'a> {
                 let name = &self.obj.sections[self.code[k].index].name;
                 self.report.notes.push(format!(
                     "site {}+{:#x} ({}) left unpadded: {why}",
-                    name, sites[i].offset, sites[i].kind
+                    name, site.offset, site.kind
                 ));
             }
         }
@@ -641,7 +643,7 @@ impl<'o, 'a> Burner<'o, 'a> {
         rels: Relocs<'_>,
         dwarf_maps: &BTreeMap<usize, OffsetMap>,
         refs: &BTreeMap<usize, BTreeSet<u64>>,
-    ) -> Result<Vec<(u32, u64, i64)>> {
+    ) -> Result<Vec<RelocPatch>> {
         let obj = self.obj;
         let sec_name = &obj.sections[x].name;
         let xmap = self.map_of(x, dwarf_maps);

@@ -515,6 +515,9 @@ impl RelocClass {
     }
 }
 
+/// An in-place change of one relocation: `(index in file order, new offset, new addend)`.
+pub type RelocPatch = (u32, u64, i64);
+
 /// A new section to append.
 #[derive(Clone, Debug)]
 pub struct NewSection {
@@ -541,7 +544,7 @@ pub struct Edits {
     pub relocs: Vec<(usize, Vec<Reloc>)>,
     /// In-place changes of relocations by ELF index of the section they apply to:
     /// `(index in file order, new offset, new addend)`.
-    pub reloc_patches: Vec<(usize, Vec<(u32, u64, i64)>)>,
+    pub reloc_patches: Vec<(usize, Vec<RelocPatch>)>,
     /// New `(value, size)` by `.symtab` index.
     pub symbols: Vec<(usize, u64, u64)>,
     /// Section symbols to create (ELF section indices); relocation `sym` values

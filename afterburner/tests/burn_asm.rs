@@ -15,7 +15,7 @@ fn burn_input(w: &Work, name: &str) -> (std::path::PathBuf, std::path::PathBuf) 
     (orig, burnt)
 }
 
-fn insn_at<'a>(v: &'a [(u64, Vec<u8>, String)], off: u64) -> &'a (u64, Vec<u8>, String) {
+fn insn_at(v: &[(u64, Vec<u8>, String)], off: u64) -> &(u64, Vec<u8>, String) {
     v.iter().find(|i| i.0 == off).unwrap_or_else(|| panic!("no instruction at {off:#x}"))
 }
 

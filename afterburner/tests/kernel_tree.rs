@@ -52,7 +52,8 @@ fn tiny_kernel_tree_burns_and_disassembles_the_same() {
     let all = objects(&root);
     let objs: Vec<PathBuf> = all.iter().filter(|p| is_elf64(p)).cloned().collect();
     let w = Work::new();
-    let results: Vec<(PathBuf, Result<(usize, PathBuf), String>)> = objs
+    type Outcome = (PathBuf, Result<(usize, PathBuf), String>);
+    let results: Vec<Outcome> = objs
         .par_iter()
         .enumerate()
         .map(|(i, p)| {

@@ -31,7 +31,8 @@ fn each_sensitive_kind_is_padded_and_recorded() {
     assert_eq!(orig_insns.len(), vectors.len());
     let burnt_text = section_bytes(&b, ".text");
     let sites = afterburn_sites(&b);
-    let expected: Vec<(&str, &(u64, Vec<u8>, String))> =
+    type Expected<'a> = Vec<(&'a str, &'a (u64, Vec<u8>, String))>;
+    let expected: Expected<'_> =
         vectors.iter().zip(&orig_insns).filter(|((k, _), _)| k != "-").map(|((k, _), i)| (k.as_str(), i)).collect();
     assert_eq!(sites.len(), expected.len(), "one record per sensitive vector");
     let mut seen = std::collections::BTreeSet::new();
