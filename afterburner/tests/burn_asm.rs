@@ -164,3 +164,34 @@ fn loop_that_would_need_widening_is_an_error_naming_the_place() {
     assert!(err.contains("loop.o") && err.contains("section .text offset 0x14") && err.contains("loop"), "{err}");
     assert!(!out.exists(), "no output after an error");
 }
+
+#[test]
+fn sites_whose_alternative_would_outgrow_a_byte_stay_unpadded_and_flagged() {
+    // A replacement of 40 `cli` (40 bytes) would become 320 bytes when padded: more than
+    // `replacementlen` (u8) can say. Its sites stay unpadded (FLAG_UNPADDED, site_len ==
+    // insn_len) and the object stays consistent; the warning names them.
+    let w = Work::new();
+    let src = w.write(
+        "big.S",
+        ".text\nf:\n661: .skip 40, 0x90\n662:\nret\n\
+         .pushsection .altinstructions, \"a\"\n.long 661b - .\n.long 671f - .\n.4byte 0\n.byte 662b - 661b\n.byte 672f - 671f\n.popsection\n\
+         .pushsection .altinstr_replacement, \"ax\"\n671: .rept 40\ncli\n.endr\n672:\n.popsection\n",
+    );
+    let orig = w.path("big.o");
+    assemble(&src, &orig);
+    let burnt = w.path("big.burnt.o");
+    let out = afterburner().arg("burn").arg(&orig).arg("-o").arg(&burnt).output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("left unpadded"), "{stderr}");
+    let sites = afterburn_sites(&burnt);
+    assert_eq!(sites.len(), 40);
+    for s in &sites {
+        assert_ne!(s.record.flags & annotations::FLAG_UNPADDED, 0);
+        assert_ne!(s.record.flags & FLAG_ALTINSTR, 0);
+        assert_eq!(s.record.site_len, s.record.insn_len);
+    }
+    let alt = section_bytes(&burnt, ".altinstructions");
+    assert_eq!((alt[12], alt[13]), (40, 40));
+    assert_eq!(section_bytes(&burnt, ".altinstr_replacement"), section_bytes(&orig, ".altinstr_replacement"));
+}
