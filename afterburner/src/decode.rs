@@ -417,7 +417,46 @@ pub fn decode_section(input: &SectionInput<'_>) -> Result<Decoded> {
         }
         pos = end;
     }
+    split_pairs_entered_in_the_middle(&mut out, data);
     Ok(out)
+}
+
+/// A `sti; hlt` pair is one site only if nothing in the section branches to its `hlt`
+/// (a rewritten pair site is replaced as a whole); otherwise it is two sites.
+fn split_pairs_entered_in_the_middle(out: &mut Decoded, data: &[u8]) {
+    if !out.sites.iter().any(|s| s.pair) {
+        return;
+    }
+    let mut targets: Vec<u64> = out.fixups.iter().map(|f| f.target).collect();
+    targets.sort_unstable();
+    let mut sites = Vec::with_capacity(out.sites.len() + 1);
+    for s in out.sites.drain(..) {
+        let sti_len = usize::try_from(s.offset)
+            .ok()
+            .and_then(|o| data.get(o..))
+            .map(|b| Decoder::new(64, b, DecoderOptions::NONE).decode().len() as u8)
+            .unwrap_or(0);
+        let hlt_at = s.offset + u64::from(sti_len);
+        if s.pair && sti_len > 0 && sti_len < s.insn_len && targets.binary_search(&hlt_at).is_ok() {
+            sites.push(Site {
+                offset: s.offset,
+                insn_len: sti_len,
+                kind: SensitiveKind::Sti,
+                operands: Operands::NONE,
+                pair: false,
+            });
+            sites.push(Site {
+                offset: hlt_at,
+                insn_len: s.insn_len - sti_len,
+                kind: SensitiveKind::Hlt,
+                operands: Operands::NONE,
+                pair: false,
+            });
+        } else {
+            sites.push(s);
+        }
+    }
+    out.sites = sites;
 }
 
 /// A near relative branch (`jmp`/`jcc`/`call`/`loop`/`jrcxz`/`xbegin` with a displacement).

@@ -35,6 +35,9 @@ local_fn:
 	sti
 	nop
 	hlt				/* not a pair */
+	sti
+.Lhlt:	hlt				/* not a pair either: a branch enters at the hlt */
+	jmp	.Lhlt
 	ret
 	.size	local_fn, .-local_fn
 
