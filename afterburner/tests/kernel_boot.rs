@@ -1,4 +1,4 @@
-//! End to end on a real kernel: every object of the Linux 6.12 tinyconfig vmlinux link is
+//! End to end on a real kernel: every object of a Linux 6.12 tinyconfig vmlinux link is
 //! burnt in place in a copy of the build, the kernel's own `make` relinks it
 //! (`scripts/linux/relink-burnt.sh`), and the burnt bzImage must boot under QEMU (TCG) to
 //! the same init panic with the same boot log (normalised by
@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn tiny() -> Option<PathBuf> {
+fn build(name: &str) -> Option<PathBuf> {
     let home = std::env::var_os("HOME")?;
-    let t = Path::new(&home).join(".cache/afterburn/linux-6.12/build-tiny");
+    let t = Path::new(&home).join(".cache/afterburn/linux-6.12").join(name);
     t.join("arch/x86/boot/bzImage").exists().then_some(t)
 }
 
@@ -22,14 +22,25 @@ fn normalized(script: &Path, log: &Path) -> String {
 
 #[test]
 fn burnt_tiny_kernel_boots_like_the_native_one() {
+    boots_like_the_native_one("build-tiny");
+}
+
+/// The tinyconfig plus DWARF 5, ORC unwinder and jump labels (`__jump_table`,
+/// `.orc_unwind_ip`, `.debug_*` in every object).
+#[test]
+fn burnt_dwarf_kernel_boots_like_the_native_one() {
+    boots_like_the_native_one("build-dwarf");
+}
+
+fn boots_like_the_native_one(name: &str) {
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/linux");
     let qemu = Command::new("qemu-system-x86_64").arg("--version").output().is_ok_and(|o| o.status.success());
-    let (Some(build), true, true) = (tiny(), scripts.join("relink-burnt.sh").exists(), qemu) else {
-        eprintln!("SKIPPED: needs $HOME/.cache/afterburn/linux-6.12/build-tiny, scripts/linux/relink-burnt.sh and qemu-system-x86_64");
+    let (Some(build), true, true) = (build(name), scripts.join("relink-burnt.sh").exists(), qemu) else {
+        eprintln!("SKIPPED: needs $HOME/.cache/afterburn/linux-6.12/{name}, scripts/linux/relink-burnt.sh and qemu-system-x86_64");
         return;
     };
     let w = tempfile::tempdir().unwrap();
-    let out = w.path().join("relink-tiny-burnt");
+    let out = w.path().join(format!("relink-{name}-burnt"));
     let rewrite = format!("{} burn --in-place", env!("CARGO_BIN_EXE_afterburner"));
     let r = Command::new("bash")
         .arg(scripts.join("relink-burnt.sh"))
