@@ -455,6 +455,8 @@ impl<'o, 'a> Burner<'o, 'a> {
                 })
                 .map(|(_, s)| &*s.name)
                 .collect();
+            let mut stale = stale;
+            stale.dedup();
             if !stale.is_empty() {
                 self.report.notes.push(format!(
                     "DWARF/CFI not rewritten (left stale): {}",

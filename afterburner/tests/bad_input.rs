@@ -22,7 +22,10 @@ fn burn_must_fail(w: &Work, file: &Path) -> String {
     let _ = std::fs::remove_file(&out);
     let (code, err) = afterburner_fails(&[OsStr::new("burn"), file.as_os_str(), OsStr::new("-o"), out.as_os_str()]);
     assert_eq!(code, 2, "exit status for {}: {err}", file.display());
-    assert!(err.contains(&file.display().to_string()), "error does not name the file: {err}");
+    assert!(
+        err.contains(&file.display().to_string()),
+        "error does not name the file: {err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     assert!(!out.exists(), "output written despite the error");
     let leftovers: Vec<_> = std::fs::read_dir(w.dir.path())
@@ -50,7 +53,19 @@ fn truncated_objects_are_errors_at_every_length() {
         }
     }
     // ... and some through the binary (exit status 2, file named, nothing written)
-    for len in [0, 1, 4, 16, 63, 64, 65, 200, data.len() / 3, data.len() / 2, data.len() - 1] {
+    for len in [
+        0,
+        1,
+        4,
+        16,
+        63,
+        64,
+        65,
+        200,
+        data.len() / 3,
+        data.len() / 2,
+        data.len() - 1,
+    ] {
         let t = w.path(&format!("trunc-{len}.o"));
         std::fs::write(&t, &data[..len]).unwrap();
         let err = burn_must_fail(&w, &t);
@@ -132,7 +147,10 @@ fn unknown_relocation_type_is_named() {
     let w = Work::new();
     let o = prog_object(&w);
     let mut data = std::fs::read(&o).unwrap();
-    let rela = sections(&o).into_iter().find(|s| s.name == ".rela.text").expect(".rela.text");
+    let rela = sections(&o)
+        .into_iter()
+        .find(|s| s.name == ".rela.text")
+        .expect(".rela.text");
     let first = rela.offset as usize;
     let r_offset = u64::from_le_bytes(data[first..first + 8].try_into().unwrap());
     data[first + 8..first + 12].copy_from_slice(&0x77u32.to_le_bytes()); // ELF64_R_TYPE = 119
@@ -150,7 +168,10 @@ fn data_in_code_and_undecodable_bytes_name_section_and_offset() {
     let o = w.path("dic.o");
     assemble(&s, &o);
     let err = burn_must_fail(&w, &o);
-    assert!(err.contains("section .text offset 0x1") && err.contains("data in code") && err.contains("R_X86_64_64"), "{err}");
+    assert!(
+        err.contains("section .text offset 0x1") && err.contains("data in code") && err.contains("R_X86_64_64"),
+        "{err}"
+    );
 
     let s = w.write("undec.S", ".text\nf: nop\nnop\n.byte 0x06\nret\n");
     let o = w.path("undec.o");
@@ -175,7 +196,12 @@ fn in_place_failure_leaves_the_input_alone() {
     // and a good file next to a bad one: the good one is burnt, the status is still 2
     let good = w.path("prog.o");
     cc(&input("prog.c"), &good, &["-O2"]);
-    let (code, err) = afterburner_fails(&[OsStr::new("burn"), OsStr::new("--in-place"), o.as_os_str(), good.as_os_str()]);
+    let (code, err) = afterburner_fails(&[
+        OsStr::new("burn"),
+        OsStr::new("--in-place"),
+        o.as_os_str(),
+        good.as_os_str(),
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(!afterburn_sites(&good).is_empty(), "the good object was burnt in place");
     assert_eq!(std::fs::read(&o).unwrap(), before);

@@ -16,7 +16,9 @@ fn burn_input(w: &Work, name: &str) -> (std::path::PathBuf, std::path::PathBuf) 
 }
 
 fn insn_at(v: &[(u64, Vec<u8>, String)], off: u64) -> &(u64, Vec<u8>, String) {
-    v.iter().find(|i| i.0 == off).unwrap_or_else(|| panic!("no instruction at {off:#x}"))
+    v.iter()
+        .find(|i| i.0 == off)
+        .unwrap_or_else(|| panic!("no instruction at {off:#x}"))
 }
 
 #[test]
@@ -32,7 +34,11 @@ fn short_branches_widen_only_when_needed_and_targets_hold() {
     // `jmp 2f` over a nop stays short; `jmp 4f` over 20 padded cpuid widens
     let short: Vec<_> = b.iter().filter(|i| i.2.starts_with("jmp")).map(|i| i.1[0]).collect();
     // (the last is `jmp .Lhlt` in local_fn, backward over one padded hlt: stays short)
-    assert_eq!(short, [0xeb, 0xeb, 0xe9, 0xeb], "jmp encodings after burning: {short:x?}");
+    assert_eq!(
+        short,
+        [0xeb, 0xeb, 0xe9, 0xeb],
+        "jmp encodings after burning: {short:x?}"
+    );
     let loops: Vec<_> = b.iter().filter(|i| i.2.starts_with("loop")).collect();
     assert_eq!(loops.len(), 1);
 }
@@ -42,8 +48,15 @@ fn sti_hlt_is_one_pair_site_unless_split_or_entered_at_the_hlt() {
     let w = Work::new();
     let (_, burnt) = burn_input(&w, "layout.S");
     let sites = afterburn_sites(&burnt);
-    let kinds: Vec<_> = sites.iter().filter(|s| s.section == ".text").map(|s| s.record.kind).collect();
-    let pair: Vec<_> = sites.iter().filter(|s| s.record.kind == SensitiveKind::StiHlt).collect();
+    let kinds: Vec<_> = sites
+        .iter()
+        .filter(|s| s.section == ".text")
+        .map(|s| s.record.kind)
+        .collect();
+    let pair: Vec<_> = sites
+        .iter()
+        .filter(|s| s.record.kind == SensitiveKind::StiHlt)
+        .collect();
     assert_eq!(pair.len(), 1, "{kinds:?}");
     assert_eq!(pair[0].record.insn_len, 2);
     assert_eq!(pair[0].record.site_len, 16);
@@ -73,10 +86,18 @@ fn relocations_to_the_instruction_after_a_site_follow_it_and_orc_stays_before_pa
     // jmp .Lafter_pushf from .text.other (PC32 against .text, addend target - 4)
     let other = &rels[".rela.text.other"];
     let jmp = other.iter().find(|r| r.offset == 1).expect("jmp relocation");
-    assert_eq!(jmp.addend + 4, popf.0 as i64, "jmp from another section reaches the instruction after the site");
+    assert_eq!(
+        jmp.addend + 4,
+        popf.0 as i64,
+        "jmp from another section reaches the instruction after the site"
+    );
     // ORC entry right after the pushfq: the state after pushfq holds in its padding too
     let orc = &rels[".rela.orc_unwind_ip"];
-    assert_eq!(orc[1].addend, pushf.0 as i64 + 1, "ORC entry maps to the end of the original instruction");
+    assert_eq!(
+        orc[1].addend,
+        pushf.0 as i64 + 1,
+        "ORC entry maps to the end of the original instruction"
+    );
     let local_fn = symbols(&burnt).into_iter().find(|s| s.0 == "local_fn").unwrap();
     assert_eq!(orc[0].addend, local_fn.4 as i64);
 }
@@ -132,8 +153,14 @@ fn exception_table_follows_the_faulting_instruction_and_its_fixup() {
     assert_eq!(ret, rdmsr + 8, "rdmsr padded to 8");
     let ex = &relocations(&burnt)[".rela__ex_table"];
     // `.long 1b - .` at 0 and `.long 2b - .` at 4: PC32 against .text, addend = target
-    assert_eq!((ex[0].offset, ex[0].sym.as_str(), ex[0].addend), (0, ".text", rdmsr as i64));
-    assert_eq!((ex[1].offset, ex[1].sym.as_str(), ex[1].addend), (4, ".text", ret as i64));
+    assert_eq!(
+        (ex[0].offset, ex[0].sym.as_str(), ex[0].addend),
+        (0, ".text", rdmsr as i64)
+    );
+    assert_eq!(
+        (ex[1].offset, ex[1].sym.as_str(), ex[1].addend),
+        (4, ".text", ret as i64)
+    );
 }
 
 #[test]
@@ -147,7 +174,11 @@ fn two_byte_jump_labels_widen_to_the_kernel_nop5_when_their_target_leaves_rel8_r
     let target0 = jt.iter().find(|r| r.offset == 4).unwrap().addend as u64;
     let code1 = jt.iter().find(|r| r.offset == 16).unwrap().addend as u64;
     let target1 = jt.iter().find(|r| r.offset == 20).unwrap().addend as u64;
-    assert_eq!(insn_at(&t, code0).1, [0x0f, 0x1f, 0x44, 0x00, 0x00], "far jump label is the 5-byte NOP now");
+    assert_eq!(
+        insn_at(&t, code0).1,
+        [0x0f, 0x1f, 0x44, 0x00, 0x00],
+        "far jump label is the 5-byte NOP now"
+    );
     assert_eq!(insn_at(&t, target0).2, "ret");
     assert!(target0 - (code0 + 5) > 127, "target really is out of rel8 range");
     assert_eq!(insn_at(&t, code1).1, [0x66, 0x90], "near jump label stays 2 bytes");
@@ -163,7 +194,10 @@ fn loop_that_would_need_widening_is_an_error_naming_the_place() {
     let out = w.path("loop.burnt.o");
     let (code, err) = afterburner_fails(&[OsStr::new("burn"), obj.as_os_str(), OsStr::new("-o"), out.as_os_str()]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("loop.o") && err.contains("section .text offset 0x14") && err.contains("loop"), "{err}");
+    assert!(
+        err.contains("loop.o") && err.contains("section .text offset 0x14") && err.contains("loop"),
+        "{err}"
+    );
     assert!(!out.exists(), "no output after an error");
 }
 
@@ -182,7 +216,13 @@ fn sites_whose_alternative_would_outgrow_a_byte_stay_unpadded_and_flagged() {
     let orig = w.path("big.o");
     assemble(&src, &orig);
     let burnt = w.path("big.burnt.o");
-    let out = afterburner().arg("burn").arg(&orig).arg("-o").arg(&burnt).output().unwrap();
+    let out = afterburner()
+        .arg("burn")
+        .arg(&orig)
+        .arg("-o")
+        .arg(&burnt)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("left unpadded"), "{stderr}");
@@ -195,5 +235,8 @@ fn sites_whose_alternative_would_outgrow_a_byte_stay_unpadded_and_flagged() {
     }
     let alt = section_bytes(&burnt, ".altinstructions");
     assert_eq!((alt[12], alt[13]), (40, 40));
-    assert_eq!(section_bytes(&burnt, ".altinstr_replacement"), section_bytes(&orig, ".altinstr_replacement"));
+    assert_eq!(
+        section_bytes(&burnt, ".altinstr_replacement"),
+        section_bytes(&orig, ".altinstr_replacement")
+    );
 }

@@ -35,25 +35,49 @@ fn build_burn_run(w: &Work, tag: &str, cflags: &[&str], ldflags: &[&str]) -> (st
 /// address whose instruction is of the record's kind, followed by padding NOPs only.
 fn check_linked_records(exe: &Path, expect_records: usize) {
     let secs = sections(exe);
-    let ab = secs.iter().find(|s| s.name == ".afterburn").expect("executable keeps .afterburn");
+    let ab = secs
+        .iter()
+        .find(|s| s.name == ".afterburn")
+        .expect("executable keeps .afterburn");
     assert_eq!(ab.flags, "", ".afterburn must stay non-alloc");
     let bytes = section_bytes(exe, ".afterburn");
     let mut n = 0;
     for rec in annotations::Sites::new(&bytes) {
         let (off, r) = rec.unwrap();
         let site = r.target(ab.addr + off as u64);
-        let text = stdout(Command::new("objdump").args(["-d", "--no-show-raw-insn", "-w"]).arg(format!("--start-address={site:#x}")).arg(format!("--stop-address={:#x}", site + u64::from(r.site_len))).arg(exe));
+        let text = stdout(
+            Command::new("objdump")
+                .args(["-d", "--no-show-raw-insn", "-w"])
+                .arg(format!("--start-address={site:#x}"))
+                .arg(format!("--stop-address={:#x}", site + u64::from(r.site_len)))
+                .arg(exe),
+        );
         let insns: Vec<&str> = text
             .lines()
             .filter_map(|l| l.split_once(":\t").map(|(_, t)| t.trim()))
             .collect();
-        assert!(!insns.is_empty(), "record at {off:#x} resolves to {site:#x}, where objdump finds no code");
+        assert!(
+            !insns.is_empty(),
+            "record at {off:#x} resolves to {site:#x}, where objdump finds no code"
+        );
         let first = insns[0].split_whitespace().next().unwrap();
         let want = r.kind.name().split('-').next().unwrap();
-        assert!(first.starts_with(want), "record at {off:#x} ({}) resolves to {site:#x}: `{}`", r.kind, insns[0]);
-        let originals = if r.kind == annotations::SensitiveKind::StiHlt { 2 } else { 1 };
+        assert!(
+            first.starts_with(want),
+            "record at {off:#x} ({}) resolves to {site:#x}: `{}`",
+            r.kind,
+            insns[0]
+        );
+        let originals = if r.kind == annotations::SensitiveKind::StiHlt {
+            2
+        } else {
+            1
+        };
         for t in &insns[originals..] {
-            assert!(t.starts_with("nop") || *t == "xchg   %ax,%ax", "padding at {site:#x} holds `{t}`");
+            assert!(
+                t.starts_with("nop") || *t == "xchg   %ax,%ax",
+                "padding at {site:#x} holds `{t}`"
+            );
         }
         n += 1;
     }
@@ -110,6 +134,22 @@ fn every_record_matches_scan() {
         assert_eq!(s["section"].as_str().unwrap(), r.section);
         assert_eq!(s["kind"].as_str().unwrap(), r.record.kind.name());
         assert_eq!(s["insn_len"].as_u64().unwrap(), u64::from(r.record.insn_len));
-        assert_eq!(r.record.site_len, annotations::site_len(r.record.kind, r.record.insn_len));
+        assert_eq!(
+            r.record.site_len,
+            annotations::site_len(r.record.kind, r.record.insn_len)
+        );
     }
+}
+
+#[test]
+fn comdat_groups_survive_with_their_signatures() {
+    // -g3 -gdwarf-4 puts each .debug_macro unit in a COMDAT group (SHT_GROUP), which the
+    // ELF writer must carry through with the right signature symbol and member sections.
+    let w = Work::new();
+    let (burnt, _) = build_burn_run(&w, "g3", &["-O2", "-g3", "-gdwarf-4", "-fno-pie"], &["-no-pie"]);
+    let orig = w.path("prog-g3.o");
+    let groups = |p: &Path| stdout(Command::new("readelf").arg("-gW").arg(p));
+    let (a, b) = (groups(&orig), groups(&burnt));
+    assert!(a.matches("COMDAT group section").count() > 5, "{a}");
+    assert_eq!(a, b, "COMDAT groups changed");
 }

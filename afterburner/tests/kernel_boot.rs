@@ -15,7 +15,12 @@ fn build(name: &str) -> Option<PathBuf> {
 }
 
 fn normalized(script: &Path, log: &Path) -> String {
-    let out = Command::new("python3").arg(script).arg("--ignore-sizes").arg(log).output().unwrap();
+    let out = Command::new("python3")
+        .arg(script)
+        .arg("--ignore-sizes")
+        .arg(log)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "normalize-boot-log failed");
     String::from_utf8(out.stdout).unwrap()
 }
@@ -34,7 +39,10 @@ fn burnt_dwarf_kernel_boots_like_the_native_one() {
 
 fn boots_like_the_native_one(name: &str) {
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/linux");
-    let qemu = Command::new("qemu-system-x86_64").arg("--version").output().is_ok_and(|o| o.status.success());
+    let qemu = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     let (Some(build), true, true) = (build(name), scripts.join("relink-burnt.sh").exists(), qemu) else {
         eprintln!("SKIPPED: needs $HOME/.cache/afterburn/linux-6.12/{name}, scripts/linux/relink-burnt.sh and qemu-system-x86_64");
         return;
@@ -53,14 +61,39 @@ fn boots_like_the_native_one(name: &str) {
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.success(), "relink failed:\n{stderr}");
     let vmlinux = out.join("vmlinux");
-    let sections = String::from_utf8(Command::new("readelf").arg("-SW").arg(&vmlinux).output().unwrap().stdout).unwrap();
-    assert!(sections.contains(".afterburn"), "the relinked vmlinux has no .afterburn");
+    let sections = String::from_utf8(
+        Command::new("readelf")
+            .arg("-SW")
+            .arg(&vmlinux)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        sections.contains(".afterburn"),
+        "the relinked vmlinux has no .afterburn"
+    );
 
     let native_log = w.path().join("native.log");
     let burnt_log = w.path().join("burnt.log");
-    for (kernel, log) in [(build.join("arch/x86/boot/bzImage"), &native_log), (out.join("arch/x86/boot/bzImage"), &burnt_log)] {
-        let s = Command::new("bash").arg(scripts.join("boot-qemu.sh")).arg(&kernel).arg(log).env("BOOT_TIMEOUT", "120").status().unwrap();
-        assert!(s.success(), "{} did not boot to the expected panic (log {})", kernel.display(), log.display());
+    for (kernel, log) in [
+        (build.join("arch/x86/boot/bzImage"), &native_log),
+        (out.join("arch/x86/boot/bzImage"), &burnt_log),
+    ] {
+        let s = Command::new("bash")
+            .arg(scripts.join("boot-qemu.sh"))
+            .arg(&kernel)
+            .arg(log)
+            .env("BOOT_TIMEOUT", "120")
+            .status()
+            .unwrap();
+        assert!(
+            s.success(),
+            "{} did not boot to the expected panic (log {})",
+            kernel.display(),
+            log.display()
+        );
     }
     let norm = scripts.join("normalize-boot-log");
     let (a, b) = (normalized(&norm, &native_log), normalized(&norm, &burnt_log));

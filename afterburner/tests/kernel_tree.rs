@@ -87,7 +87,11 @@ fn tiny_kernel_tree_burns_and_disassembles_the_same() {
         sites,
         failures.len()
     );
-    assert!(failures.is_empty(), "objects that failed to burn:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "objects that failed to burn:\n{}",
+        failures.join("\n")
+    );
     assert!(sites > 1000, "only {sites} sites in the whole tree");
 
     // objdump comparison of every burnt object
@@ -101,7 +105,9 @@ fn tiny_kernel_tree_burns_and_disassembles_the_same() {
         .collect();
     let n: usize = compared.iter().map(|c| c.instructions).sum();
     let skipped: usize = compared.iter().map(|c| c.skipped.len()).sum();
-    eprintln!("linux tinyconfig: {n} instructions compared with objdump ({skipped} functions skipped: objdump prints (bad))");
+    eprintln!(
+        "linux tinyconfig: {n} instructions compared with objdump ({skipped} functions skipped: objdump prints (bad))"
+    );
     assert!(n > 100_000);
 }
 
@@ -114,7 +120,10 @@ fn debian_modules_burn_and_disassemble_the_same() {
     const STRIDE: usize = 16;
     let Some(home) = std::env::var_os("HOME") else { return };
     let base = Path::new(&home).join(".cache/afterburn/modules");
-    let Some(dir) = std::fs::read_dir(&base).ok().and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path().join("kernel")))) else {
+    let Some(dir) = std::fs::read_dir(&base)
+        .ok()
+        .and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path().join("kernel"))))
+    else {
         eprintln!("SKIPPED: no Debian modules under $HOME/.cache/afterburn/modules (scripts/linux/modules.sh)");
         return;
     };
@@ -130,25 +139,41 @@ fn debian_modules_burn_and_disassemble_the_same() {
         .enumerate()
         .map(|(i, p)| {
             let data = std::fs::read(p).unwrap();
-            let r = burn_bytes(&data, &Options::default()).map_err(|e| e.to_string()).map(|(out, rep)| {
-                let kept = (i % STRIDE == 0).then(|| {
-                    let o = w.path(&format!("{i}.ko"));
-                    std::fs::write(&o, out).unwrap();
-                    o
+            let r = burn_bytes(&data, &Options::default())
+                .map_err(|e| e.to_string())
+                .map(|(out, rep)| {
+                    let kept = (i % STRIDE == 0).then(|| {
+                        let o = w.path(&format!("{i}.ko"));
+                        std::fs::write(&o, out).unwrap();
+                        o
+                    });
+                    (rep.total_sites, kept)
                 });
-                (rep.total_sites, kept)
-            });
             (p.clone(), r)
         })
         .collect();
-    let failures: Vec<String> = results.iter().filter_map(|(p, r)| r.as_ref().err().map(|e| format!("{}: {e}", p.display()))).collect();
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|(p, r)| r.as_ref().err().map(|e| format!("{}: {e}", p.display())))
+        .collect();
     let sites: u64 = results.iter().filter_map(|(_, r)| r.as_ref().ok().map(|x| x.0)).sum();
-    eprintln!("debian modules: {} modules, {} failures, {sites} sites", mods.len(), failures.len());
-    assert!(failures.is_empty(), "modules that failed to burn:\n{}", failures.join("\n"));
+    eprintln!(
+        "debian modules: {} modules, {} failures, {sites} sites",
+        mods.len(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "modules that failed to burn:\n{}",
+        failures.join("\n")
+    );
     let compared: Vec<Compared> = results
         .par_iter()
         .filter_map(|(p, r)| r.as_ref().ok().and_then(|(_, o)| o.as_ref().map(|o| (p, o))))
-        .map(|(p, o)| std::panic::catch_unwind(|| compare_code(p, o, Nops::All)).unwrap_or_else(|_| panic!("{} differs after burning", p.display())))
+        .map(|(p, o)| {
+            std::panic::catch_unwind(|| compare_code(p, o, Nops::All))
+                .unwrap_or_else(|_| panic!("{} differs after burning", p.display()))
+        })
         .collect();
     let n: usize = compared.iter().map(|c| c.instructions).sum();
     let skipped: usize = compared.iter().map(|c| c.skipped.len()).sum();

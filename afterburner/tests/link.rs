@@ -11,7 +11,9 @@ use std::process::Command;
 fn mnemonic_matches(kind: annotations::SensitiveKind, text: &str) -> bool {
     let first = text.split_whitespace().next().unwrap_or("");
     let want = kind.name().split('-').next().unwrap();
-    first.starts_with(want) || (want == "ljmp" && first.starts_with("rex64")) || (want == "lcall" && first.starts_with("rex64"))
+    first.starts_with(want)
+        || (want == "ljmp" && first.starts_with("rex64"))
+        || (want == "lcall" && first.starts_with("rex64"))
 }
 
 #[test]
@@ -36,9 +38,21 @@ fn ld_r_keeps_every_chunk_and_relocation() {
     assert_eq!(sites.len(), na + nb);
     let mut per_section = std::collections::BTreeMap::new();
     for s in &sites {
-        let insns = per_section.entry(s.section.clone()).or_insert_with(|| raw_insns(&merged, &s.section));
-        let i = insns.iter().find(|i| i.0 == s.offset).unwrap_or_else(|| panic!("no instruction at {}+{:#x}", s.section, s.offset));
-        assert!(mnemonic_matches(s.record.kind, &i.2), "{}+{:#x}: record {} but `{}`", s.section, s.offset, s.record.kind, i.2);
+        let insns = per_section
+            .entry(s.section.clone())
+            .or_insert_with(|| raw_insns(&merged, &s.section));
+        let i = insns
+            .iter()
+            .find(|i| i.0 == s.offset)
+            .unwrap_or_else(|| panic!("no instruction at {}+{:#x}", s.section, s.offset));
+        assert!(
+            mnemonic_matches(s.record.kind, &i.2),
+            "{}+{:#x}: record {} but `{}`",
+            s.section,
+            s.offset,
+            s.record.kind,
+            i.2
+        );
     }
     // a merged object that carries .afterburn is left alone by another burn
     let again = w.path("merged.burnt.o");
@@ -59,18 +73,39 @@ fn final_link_with_ld_resolves_every_record_to_its_site() {
     burn(&s, &sb);
     let exe = w.path("linked");
     // high-half addresses, as a kernel is linked
-    run(Command::new("ld").args(["-e", "widen", "-Ttext=0xffffffff81000000"]).arg(&bb).arg(&sb).arg("-o").arg(&exe));
+    run(Command::new("ld")
+        .args(["-e", "widen", "-Ttext=0xffffffff81000000"])
+        .arg(&bb)
+        .arg(&sb)
+        .arg("-o")
+        .arg(&exe));
     let secs = sections(&exe);
-    let ab = secs.iter().find(|s| s.name == ".afterburn").expect(".afterburn kept by the final link");
+    let ab = secs
+        .iter()
+        .find(|s| s.name == ".afterburn")
+        .expect(".afterburn kept by the final link");
     let bytes = section_bytes(&exe, ".afterburn");
     let mut n = 0;
     for rec in Sites::new(&bytes) {
         let (off, r) = rec.unwrap();
         let site = r.target(ab.addr + off as u64);
-        let text = stdout(Command::new("objdump").args(["-d", "--no-show-raw-insn"]).arg(format!("--start-address={site:#x}")).arg(format!("--stop-address={:#x}", site + u64::from(r.site_len))).arg(&exe));
-        let insn = text.lines().filter_map(|l| l.split_once(":\t").map(|(_, t)| t.trim().to_owned())).next();
+        let text = stdout(
+            Command::new("objdump")
+                .args(["-d", "--no-show-raw-insn"])
+                .arg(format!("--start-address={site:#x}"))
+                .arg(format!("--stop-address={:#x}", site + u64::from(r.site_len)))
+                .arg(&exe),
+        );
+        let insn = text
+            .lines()
+            .filter_map(|l| l.split_once(":\t").map(|(_, t)| t.trim().to_owned()))
+            .next();
         let insn = insn.unwrap_or_else(|| panic!("record {off:#x} resolves to {site:#x}, where there is no code"));
-        assert!(mnemonic_matches(r.kind, &insn), "record {off:#x} ({}) resolves to {site:#x}: `{insn}`", r.kind);
+        assert!(
+            mnemonic_matches(r.kind, &insn),
+            "record {off:#x} ({}) resolves to {site:#x}: `{insn}`",
+            r.kind
+        );
         assert!(site >= 0xffff_ffff_8100_0000, "{site:#x}");
         n += 1;
     }
@@ -86,7 +121,11 @@ fn burning_is_idempotent_and_deterministic() {
     burn(&a, &x);
     burn(&a, &y);
     burn(&x, &z);
-    let (bx, by, bz) = (std::fs::read(&x).unwrap(), std::fs::read(&y).unwrap(), std::fs::read(&z).unwrap());
+    let (bx, by, bz) = (
+        std::fs::read(&x).unwrap(),
+        std::fs::read(&y).unwrap(),
+        std::fs::read(&z).unwrap(),
+    );
     assert_eq!(bx, by, "two burns of one input differ");
     assert_eq!(bx, bz, "burning a burnt object changed it");
     assert_ne!(bx, std::fs::read(&a).unwrap());
@@ -95,7 +134,10 @@ fn burning_is_idempotent_and_deterministic() {
 #[test]
 fn noannotate_objects_are_copied_unchanged() {
     let w = Work::new();
-    let s = w.write("opt.S", ".text\nf: cli\nret\n.section .afterburn_noannotate,\"\",@progbits\n");
+    let s = w.write(
+        "opt.S",
+        ".text\nf: cli\nret\n.section .afterburn_noannotate,\"\",@progbits\n",
+    );
     let o = w.path("opt.o");
     assemble(&s, &o);
     let out = w.path("opt.burnt.o");

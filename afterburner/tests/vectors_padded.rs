@@ -32,8 +32,12 @@ fn each_sensitive_kind_is_padded_and_recorded() {
     let burnt_text = section_bytes(&b, ".text");
     let sites = afterburn_sites(&b);
     type Expected<'a> = Vec<(&'a str, &'a (u64, Vec<u8>, String))>;
-    let expected: Expected<'_> =
-        vectors.iter().zip(&orig_insns).filter(|((k, _), _)| k != "-").map(|((k, _), i)| (k.as_str(), i)).collect();
+    let expected: Expected<'_> = vectors
+        .iter()
+        .zip(&orig_insns)
+        .filter(|((k, _), _)| k != "-")
+        .map(|((k, _), i)| (k.as_str(), i))
+        .collect();
     assert_eq!(sites.len(), expected.len(), "one record per sensitive vector");
     let mut seen = std::collections::BTreeSet::new();
     for (site, (kind, insn)) in sites.iter().zip(&expected) {
@@ -49,10 +53,18 @@ fn each_sensitive_kind_is_padded_and_recorded() {
             // below checks they still reach the same instruction.
             assert_eq!(&burnt_text[start..mid - 4], &insn.1[..insn.1.len() - 4], "`{}`", insn.2);
         } else {
-            assert_eq!(&burnt_text[start..mid], &insn.1[..], "instruction bytes kept for `{}`", insn.2);
+            assert_eq!(
+                &burnt_text[start..mid],
+                &insn.1[..],
+                "instruction bytes kept for `{}`",
+                insn.2
+            );
         }
         assert!(nop::is_padding(&burnt_text[mid..end]), "padding after `{}`", insn.2);
         seen.insert(site.record.kind);
     }
-    assert!(seen.len() >= annotations::SensitiveKind::ALL.len() - 1, "every kind but the pair has a vector");
+    assert!(
+        seen.len() >= annotations::SensitiveKind::ALL.len() - 1,
+        "every kind but the pair has a vector"
+    );
 }

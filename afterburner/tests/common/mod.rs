@@ -15,7 +15,9 @@ pub struct Work {
 
 impl Work {
     pub fn new() -> Self {
-        Work { dir: tempfile::tempdir().expect("temp dir") }
+        Work {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -34,7 +36,9 @@ pub fn input(name: &str) -> PathBuf {
 
 /// Runs a command, panicking with its output when it fails.
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (gcc and binutils are required)"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (gcc and binutils are required)"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\n{}\n{}",
@@ -115,7 +119,11 @@ fn is_branch_mnemonic(m: &str) -> bool {
 
 /// `objdump -dr` of every code section: section name → instructions.
 pub fn disasm(obj: &Path) -> BTreeMap<String, Vec<Insn>> {
-    let text = stdout(Command::new("objdump").args(["-dr", "--no-show-raw-insn", "-z"]).arg(obj));
+    let text = stdout(
+        Command::new("objdump")
+            .args(["-dr", "--no-show-raw-insn", "-z"])
+            .arg(obj),
+    );
     let mut out: BTreeMap<String, Vec<Insn>> = BTreeMap::new();
     let mut section = String::new();
     for line in text.lines() {
@@ -125,8 +133,12 @@ pub fn disasm(obj: &Path) -> BTreeMap<String, Vec<Insn>> {
             continue;
         }
         let t = line.trim_start();
-        let Some((addr, rest)) = t.split_once(':') else { continue };
-        let Ok(offset) = u64::from_str_radix(addr, 16) else { continue };
+        let Some((addr, rest)) = t.split_once(':') else {
+            continue;
+        };
+        let Ok(offset) = u64::from_str_radix(addr, 16) else {
+            continue;
+        };
         if addr.len() >= 16 {
             continue; // symbol line `0000000000000000 <f>:`
         }
@@ -177,7 +189,14 @@ pub fn disasm(obj: &Path) -> BTreeMap<String, Vec<Insn>> {
             prev.end = offset;
         }
         let nop = is_nop(&text);
-        insns.push(Insn { offset, end: offset, text, target, relocs: Vec::new(), nop });
+        insns.push(Insn {
+            offset,
+            end: offset,
+            text,
+            target,
+            relocs: Vec::new(),
+            nop,
+        });
     }
     // the last instruction's end: from section sizes
     let sizes = section_sizes(obj);
@@ -212,7 +231,9 @@ pub fn sections(obj: &Path) -> Vec<SectionHdr> {
     for line in text.lines() {
         let Some(open) = line.find('[') else { continue };
         let Some(close) = line.find(']') else { continue };
-        let Ok(index) = line[open + 1..close].trim().parse::<usize>() else { continue };
+        let Ok(index) = line[open + 1..close].trim().parse::<usize>() else {
+            continue;
+        };
         let f: Vec<&str> = line[close + 1..].split_whitespace().collect();
         if f.len() < 6 || index == 0 {
             continue;
@@ -220,7 +241,15 @@ pub fn sections(obj: &Path) -> Vec<SectionHdr> {
         let hex = |s: &str| u64::from_str_radix(s, 16).unwrap_or(0);
         // Name Type Address Off Size ES Flg Lk Inf Al (Flg may be missing)
         let flags = if f.len() >= 10 { f[6].to_owned() } else { String::new() };
-        v.push(SectionHdr { index, name: f[0].to_owned(), sh_type: f[1].to_owned(), addr: hex(f[2]), offset: hex(f[3]), size: hex(f[4]), flags });
+        v.push(SectionHdr {
+            index,
+            name: f[0].to_owned(),
+            sh_type: f[1].to_owned(),
+            addr: hex(f[2]),
+            offset: hex(f[3]),
+            size: hex(f[4]),
+            flags,
+        });
     }
     v
 }
@@ -251,16 +280,28 @@ pub fn relocations(obj: &Path) -> BTreeMap<String, Vec<Rel>> {
         if f.len() < 3 || !f[2].starts_with("R_X86_64") {
             continue;
         }
-        let Ok(offset) = u64::from_str_radix(f[0], 16) else { continue };
+        let Ok(offset) = u64::from_str_radix(f[0], 16) else {
+            continue;
+        };
         let (sym, value, addend) = if f.len() >= 7 {
             let a = i64::from_str_radix(f[6], 16).unwrap();
-            (f[4].to_owned(), u64::from_str_radix(f[3], 16).unwrap_or(0), if f[5] == "-" { -a } else { a })
+            (
+                f[4].to_owned(),
+                u64::from_str_radix(f[3], 16).unwrap_or(0),
+                if f[5] == "-" { -a } else { a },
+            )
         } else if f.len() >= 4 {
             (String::new(), 0, i64::from_str_radix(f[3], 16).unwrap_or(0))
         } else {
             (String::new(), 0, 0)
         };
-        out.entry(cur.clone()).or_default().push(Rel { offset, ty: f[2].to_owned(), sym, value, addend });
+        out.entry(cur.clone()).or_default().push(Rel {
+            offset,
+            ty: f[2].to_owned(),
+            sym,
+            value,
+            addend,
+        });
     }
     out
 }
@@ -270,7 +311,10 @@ pub fn section_bytes(obj: &Path, name: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sec.bin");
     let copy = dir.path().join("copy.o");
-    run(Command::new("objcopy").arg(format!("--dump-section={name}={}", out.display())).arg(obj).arg(&copy));
+    run(Command::new("objcopy")
+        .arg(format!("--dump-section={name}={}", out.display()))
+        .arg(obj)
+        .arg(&copy));
     std::fs::read(&out).unwrap()
 }
 
@@ -291,9 +335,15 @@ pub fn afterburn_sites(obj: &Path) -> Vec<SiteAt> {
     let mut v = Vec::new();
     for s in Sites::new(&bytes) {
         let (off, rec) = s.expect("valid .afterburn records");
-        let r = by_off.get(&(off as u64)).unwrap_or_else(|| panic!("record at {off:#x} has no relocation"));
+        let r = by_off
+            .get(&(off as u64))
+            .unwrap_or_else(|| panic!("record at {off:#x} has no relocation"));
         assert_eq!(r.ty, "R_X86_64_PC32");
-        v.push(SiteAt { section: r.sym.clone(), offset: r.addend as u64, record: rec });
+        v.push(SiteAt {
+            section: r.sym.clone(),
+            offset: r.addend as u64,
+            record: rec,
+        });
     }
     v
 }
@@ -309,7 +359,11 @@ pub fn symbols(obj: &Path) -> Vec<(String, String, String, String, u64, u64)> {
         }
         let name = f.get(7).copied().unwrap_or("").to_owned();
         let value = u64::from_str_radix(f[1], 16).unwrap_or(0);
-        let size = if let Some(h) = f[2].strip_prefix("0x") { u64::from_str_radix(h, 16).unwrap_or(0) } else { f[2].parse().unwrap_or(0) };
+        let size = if let Some(h) = f[2].strip_prefix("0x") {
+            u64::from_str_radix(h, 16).unwrap_or(0)
+        } else {
+            f[2].parse().unwrap_or(0)
+        };
         v.push((name, f[3].to_owned(), f[4].to_owned(), f[6].to_owned(), value, size));
     }
     v
@@ -382,7 +436,12 @@ fn split<'a>(insns: &'a [Insn], bounds: &[u64], keep: impl Fn(usize) -> bool) ->
             groups[g].push(i);
         }
     }
-    Split { insns, groups, starts, bad }
+    Split {
+        insns,
+        groups,
+        starts,
+        bad,
+    }
 }
 
 /// Checks that `burnt` has the same instruction stream as `orig` in every code section,
@@ -399,12 +458,18 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
         secs.iter().find(|s| s.index == i).map(|s| s.name.clone())
     };
     let pick = |v: &[(String, String, String, String, u64, u64)]| -> Vec<(String, String, String, String, u64, u64)> {
-        v.iter().filter(|s| s.1 != "SECTION" && s.1 != "FILE").cloned().collect()
+        v.iter()
+            .filter(|s| s.1 != "SECTION" && s.1 != "FILE")
+            .cloned()
+            .collect()
     };
     let (pa, pb) = (pick(&sa), pick(&sb));
     assert_eq!(pa.len(), pb.len(), "symbol count changed");
     let bounds = |syms: &[(String, String, String, String, u64, u64)], secs: &[SectionHdr], sec: &str| -> Vec<u64> {
-        syms.iter().filter(|s| name_of(secs, &s.3).as_deref() == Some(sec)).map(|s| s.4).collect()
+        syms.iter()
+            .filter(|s| name_of(secs, &s.3).as_deref() == Some(sec))
+            .map(|s| s.4)
+            .collect()
     };
     let mut out = Compared::default();
     let mut split_a = BTreeMap::new();
@@ -414,7 +479,12 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
         let pads: Vec<(u64, u64)> = sites
             .iter()
             .filter(|s| &s.section == sec)
-            .map(|s| (s.offset + u64::from(s.record.insn_len), s.offset + u64::from(s.record.site_len)))
+            .map(|s| {
+                (
+                    s.offset + u64::from(s.record.insn_len),
+                    s.offset + u64::from(s.record.site_len),
+                )
+            })
             .collect();
         let xa = split(ia, &bounds(&pa, &secs_a, sec), |i| !(nops == Nops::All && ia[i].nop));
         let xb = split(ib, &bounds(&pb, &secs_b, sec), |i| {
@@ -434,10 +504,20 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
                 continue;
             }
             let (ga, gb) = (&xa.groups[g], &xb.groups[g]);
-            assert_eq!(ga.len(), gb.len(), "{sec}+{:#x}: {} instructions before burning, {} after dropping padding", xa.starts[g], ga.len(), gb.len());
+            assert_eq!(
+                ga.len(),
+                gb.len(),
+                "{sec}+{:#x}: {} instructions before burning, {} after dropping padding",
+                xa.starts[g],
+                ga.len(),
+                gb.len()
+            );
             for (&i, &j) in ga.iter().zip(gb) {
                 let (x, y) = (&xa.insns[i], &xb.insns[j]);
-                let place = format!("{sec}: original +{:#x} `{}` vs burnt +{:#x} `{}`", x.offset, x.text, y.offset, y.text);
+                let place = format!(
+                    "{sec}: original +{:#x} `{}` vs burnt +{:#x} `{}`",
+                    x.offset, x.text, y.offset, y.text
+                );
                 if !(x.nop && y.nop) {
                     assert_eq!(x.text, y.text, "{place}");
                 }
@@ -453,7 +533,11 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
                 }
                 assert_eq!(x.relocs.len(), y.relocs.len(), "{place}: relocations differ");
                 for (ra, rb) in x.relocs.iter().zip(&y.relocs) {
-                    assert_eq!(ra.0 - x.offset, rb.0 - y.offset, "{place}: relocation moved inside the instruction");
+                    assert_eq!(
+                        ra.0 - x.offset,
+                        rb.0 - y.offset,
+                        "{place}: relocation moved inside the instruction"
+                    );
                     assert_eq!((&ra.1, &ra.2), (&rb.1, &rb.2), "{place}: relocation type/symbol");
                     if let (Some(ta_split), Some(tb_split)) = (split_a.get(&ra.2), split_b.get(&rb.2)) {
                         // against a code section symbol: compare the target instruction
@@ -461,8 +545,17 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
                         let ta = ra.3 + if pc { (x.end - ra.0) as i64 } else { 0 };
                         let tb = rb.3 + if pc { (y.end - rb.0) as i64 } else { 0 };
                         let (qa, qb) = (ta_split.pos(ta as u64), tb_split.pos(tb as u64));
-                        assert!(qa.is_some(), "{place}: relocation target {}{:+#x} is not an instruction", ra.2, ta);
-                        assert_eq!(qa, qb, "{place}: relocation target {}{:+#x} vs {}{:+#x}", ra.2, ta, rb.2, tb);
+                        assert!(
+                            qa.is_some(),
+                            "{place}: relocation target {}{:+#x} is not an instruction",
+                            ra.2,
+                            ta
+                        );
+                        assert_eq!(
+                            qa, qb,
+                            "{place}: relocation target {}{:+#x} vs {}{:+#x}",
+                            ra.2, ta, rb.2, tb
+                        );
                     } else {
                         assert_eq!(ra.3, rb.3, "{place}: addend against {}", ra.2);
                     }
@@ -472,7 +565,10 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
         }
         // burnt padding holds NOPs only (where objdump can decode)
         for s in sites.iter().filter(|s| &s.section == sec) {
-            let (lo, hi) = (s.offset + u64::from(s.record.insn_len), s.offset + u64::from(s.record.site_len));
+            let (lo, hi) = (
+                s.offset + u64::from(s.record.insn_len),
+                s.offset + u64::from(s.record.site_len),
+            );
             let g = xb.starts.partition_point(|&st| st <= s.offset) - 1;
             if xb.bad[g] {
                 continue;
@@ -486,13 +582,14 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
     // (PC-relative ones in .rodata are left out: PIC jump tables hold `case - table`, whose
     // target GNU readelf cannot tell; running the programs checks those).
     let (ra_all, rb_all) = (relocations(orig), relocations(burnt));
-    let sym_section = |syms: &[(String, String, String, String, u64, u64)], secs: &[SectionHdr], name: &str| -> Option<String> {
-        if split_a.contains_key(name) {
-            return Some(name.to_owned());
-        }
-        let s = syms.iter().find(|s| s.0 == name)?;
-        name_of(secs, &s.3)
-    };
+    let sym_section =
+        |syms: &[(String, String, String, String, u64, u64)], secs: &[SectionHdr], name: &str| -> Option<String> {
+            if split_a.contains_key(name) {
+                return Some(name.to_owned());
+            }
+            let s = syms.iter().find(|s| s.0 == name)?;
+            name_of(secs, &s.3)
+        };
     for (rsec, la) in &ra_all {
         let target_sec = rsec.strip_prefix(".rela").unwrap_or(rsec);
         if a.contains_key(target_sec) || rsec == ".rela.afterburn" {
@@ -504,13 +601,21 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
         let lb = rb_all.get(rsec).unwrap_or_else(|| panic!("burnt object lost {rsec}"));
         assert_eq!(la.len(), lb.len(), "{rsec}: relocation count");
         for (x, y) in la.iter().zip(lb) {
-            assert_eq!((x.offset, &x.ty, &x.sym), (y.offset, &y.ty, &y.sym), "{rsec}: relocation changed");
+            assert_eq!(
+                (x.offset, &x.ty, &x.sym),
+                (y.offset, &y.ty, &y.sym),
+                "{rsec}: relocation changed"
+            );
             let pc = x.ty.contains("PC");
             if pc && target_sec.starts_with(".rodata") {
                 continue;
             }
-            let Some(ts) = sym_section(&sa, &secs_a, &x.sym) else { continue };
-            let (Some(xa), Some(xb)) = (split_a.get(&ts), split_b.get(&ts)) else { continue };
+            let Some(ts) = sym_section(&sa, &secs_a, &x.sym) else {
+                continue;
+            };
+            let (Some(xa), Some(xb)) = (split_a.get(&ts), split_b.get(&ts)) else {
+                continue;
+            };
             let ta = (x.value as i64 + x.addend) as u64;
             let tb = (y.value as i64 + y.addend) as u64;
             let (qa, qb) = (xa.pos(ta), xb.pos(tb));
@@ -519,15 +624,23 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
             }
             // an entry right after a site may map to the end of the original instruction
             // (ORC): that is the first padding NOP, which is dropped like the site's padding
-            assert_eq!(qa, qb, "{rsec}+{:#x}: {} {}{:+#x} vs {}{:+#x}", x.offset, x.ty, x.sym, x.addend, y.sym, y.addend);
+            assert_eq!(
+                qa, qb,
+                "{rsec}+{:#x}: {} {}{:+#x} vs {}{:+#x}",
+                x.offset, x.ty, x.sym, x.addend, y.sym, y.addend
+            );
         }
     }
     // Symbols in code sections name the same instructions.
     for (x, y) in pa.iter().zip(&pb) {
         assert_eq!((&x.0, &x.1, &x.2), (&y.0, &y.1, &y.2), "symbol order changed");
-        let (Some(na), Some(nb)) = (name_of(&secs_a, &x.3), name_of(&secs_b, &y.3)) else { continue };
+        let (Some(na), Some(nb)) = (name_of(&secs_a, &x.3), name_of(&secs_b, &y.3)) else {
+            continue;
+        };
         assert_eq!(na, nb, "symbol {} moved to another section", x.0);
-        let (Some(xa), Some(xb)) = (split_a.get(&na), split_b.get(&nb)) else { continue };
+        let (Some(xa), Some(xb)) = (split_a.get(&na), split_b.get(&nb)) else {
+            continue;
+        };
         let (va, vb) = (xa.pos(x.4), xb.pos(y.4));
         if va.is_some() {
             assert_eq!(va, vb, "symbol {} starts at a different instruction", x.0);
@@ -542,14 +655,23 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
 
 /// `objdump -d` of one section with raw bytes: (offset, bytes, text).
 pub fn raw_insns(obj: &Path, section: &str) -> Vec<(u64, Vec<u8>, String)> {
-    let text = stdout(Command::new("objdump").args(["-d", "-z", "--section", section]).arg(obj));
+    let text = stdout(
+        Command::new("objdump")
+            .args(["-d", "-z", "--section", section])
+            .arg(obj),
+    );
     let mut v: Vec<(u64, Vec<u8>, String)> = Vec::new();
     for line in text.lines() {
         let mut parts = line.splitn(3, '\t');
-        let (Some(a), Some(bytes)) = (parts.next(), parts.next()) else { continue };
+        let (Some(a), Some(bytes)) = (parts.next(), parts.next()) else {
+            continue;
+        };
         let Some(a) = a.trim().strip_suffix(':') else { continue };
         let Ok(off) = u64::from_str_radix(a, 16) else { continue };
-        let bs: Vec<u8> = bytes.split_whitespace().filter_map(|b| u8::from_str_radix(b, 16).ok()).collect();
+        let bs: Vec<u8> = bytes
+            .split_whitespace()
+            .filter_map(|b| u8::from_str_radix(b, 16).ok())
+            .collect();
         match parts.next() {
             Some(t) => v.push((off, bs, t.split_whitespace().collect::<Vec<_>>().join(" "))),
             None => {
@@ -565,5 +687,8 @@ pub fn raw_insns(obj: &Path, section: &str) -> Vec<(u64, Vec<u8>, String)> {
 /// The afterburner binary's exit code and stderr for `args`.
 pub fn afterburner_fails(args: &[&std::ffi::OsStr]) -> (i32, String) {
     let out = afterburner().args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
