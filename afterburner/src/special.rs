@@ -228,7 +228,8 @@ fn entries<'o>(
     size: usize,
 ) -> Result<(&'o str, &'o [u8], ByOffset)> {
     let sec = &obj.sections[index];
-    #[allow(clippy::manual_is_multiple_of)] // is_multiple_of needs Rust 1.87; the workspace says 1.85
+    #[allow(clippy::manual_is_multiple_of)]
+    // is_multiple_of needs Rust 1.87; the workspace says 1.85
     if sec.data.len() % size != 0 {
         return Err(Error::in_section(
             &sec.name,
