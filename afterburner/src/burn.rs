@@ -64,42 +64,96 @@ impl Options {
 /// # let _ = output;
 /// ```
 pub fn burn_bytes(input: &[u8], opts: &Options) -> Result<(Vec<u8>, Report)> {
-    let _ = opts;
     let obj = Object::parse(input)?;
+    match plan(&obj, opts)? {
+        Planned::Unchanged(report) => Ok((input.to_vec(), report)),
+        Planned::Edits(edits, report) => Ok((crate::elf::write(&obj, edits)?, report)),
+    }
+}
+
+enum Planned {
+    Unchanged(Report),
+    Edits(Edits, Report),
+}
+
+fn plan(obj: &Object<'_>, opts: &Options) -> Result<Planned> {
+    let _ = opts;
     if !obj.is_relocatable() {
         return Err(Error::new(ErrorKind::NotRelocatable(obj.e_type)));
     }
+    let unchanged = |status| {
+        Ok(Planned::Unchanged(Report {
+            status,
+            ..Default::default()
+        }))
+    };
     if obj.section_by_name(annotations::SECTION_NAME).is_some() {
-        return Ok((
-            input.to_vec(),
-            Report {
-                status: Status::AlreadyBurnt,
-                ..Default::default()
-            },
-        ));
+        return unchanged(Status::AlreadyBurnt);
     }
     if obj
         .section_by_name(annotations::NOANNOTATE_SECTION_NAME)
         .is_some()
     {
-        return Ok((
-            input.to_vec(),
-            Report {
-                status: Status::NoAnnotate,
-                ..Default::default()
-            },
-        ));
+        return unchanged(Status::NoAnnotate);
     }
-    Burner::new(&obj)?.run()
+    let (edits, report) = Burner::new(obj)?.run()?;
+    Ok(Planned::Edits(edits, report))
 }
 
 /// Burns `input` into `output` (atomically: a temporary file in `output`'s directory renamed
 /// over it). `input` may equal `output` (in place). On error nothing is written.
 pub fn burn_file(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
+    use std::io::Write;
     let data = std::fs::read(input).map_err(|e| Error::from(e).with_file(input))?;
-    let (out, report) = burn_bytes(&data, opts).map_err(|e| e.with_file(input))?;
-    write_atomically(output, &out, input).map_err(|e| e.with_file(output))?;
+    let obj = Object::parse(&data).map_err(|e| e.with_file(input))?;
+    let planned = plan(&obj, opts).map_err(|e| e.with_file(input))?;
+    if let Planned::Unchanged(report) = &planned {
+        if same_file(input, output) {
+            return Ok(report.clone());
+        }
+    }
+    let io = |e: std::io::Error| Error::from(e).with_file(output);
+    let dir = match output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".afterburner-")
+        .tempfile_in(&dir)
+        .map_err(io)?;
+    let report = match planned {
+        Planned::Unchanged(report) => {
+            tmp.write_all(&data).map_err(io)?;
+            report
+        }
+        Planned::Edits(edits, report) => {
+            crate::elf::write_to_file(&obj, edits, tmp.as_file_mut())
+                .map_err(|e| e.with_file(output))?;
+            report
+        }
+    };
+    finish(tmp, output, input)?;
     Ok(report)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// Syncs the temporary file, gives it the permissions of `like` and renames it to `path`.
+fn finish(tmp: tempfile::NamedTempFile, path: &Path, like: &Path) -> Result<()> {
+    let io = |e: std::io::Error| Error::from(e).with_file(path);
+    tmp.as_file().sync_all().map_err(io)?;
+    if let Ok(meta) = std::fs::metadata(like) {
+        tmp.as_file()
+            .set_permissions(meta.permissions())
+            .map_err(io)?;
+    }
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename;
@@ -114,12 +168,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8], like: &Path) -> Result<()> {
         .prefix(".afterburner-")
         .tempfile_in(&dir)?;
     tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    if let Ok(meta) = std::fs::metadata(like) {
-        tmp.as_file().set_permissions(meta.permissions())?;
-    }
-    tmp.persist(path).map_err(|e| Error::from(e.error))?;
-    Ok(())
+    finish(tmp, path, like)
 }
 
 struct Burner<'o, 'a> {
@@ -351,7 +400,8 @@ impl<'o, 'a> Burner<'o, 'a> {
         dwarf_maps.get(&index)
     }
 
-    fn run(mut self) -> Result<(Vec<u8>, Report)> {
+    /// Everything that changes, and the report.
+    fn run(mut self) -> Result<(Edits, Report)> {
         let obj = self.obj;
         self.plan_all()?;
         let mut edits = Edits::default();
@@ -536,8 +586,7 @@ impl<'o, 'a> Burner<'o, 'a> {
 
         // .afterburn and .rela.afterburn.
         self.annotate(&mut edits)?;
-        let out = crate::elf::write(obj, edits)?;
-        Ok((out, self.report))
+        Ok((edits, self.report))
     }
 
     /// Places in data sections that code refers to: `S + A + bias` of every address

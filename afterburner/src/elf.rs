@@ -560,6 +560,73 @@ fn build_err(e: object::build::Error) -> Error {
 
 /// Applies `edits` to `obj` and returns the new file.
 pub fn write(obj: &Object<'_>, edits: Edits) -> Result<Vec<u8>> {
+    let (mut out, fixes) = with_builder(obj, edits, |b| {
+        let mut out = Vec::with_capacity(obj.data.len() + obj.data.len() / 8);
+        b.write(&mut out).map_err(build_err)?;
+        Ok(out)
+    })?;
+    if !fixes.is_empty() {
+        let shoff = out
+            .get(0x28..0x30)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+            .ok_or_else(|| Error::internal("output header"))?;
+        let shoff = usize::try_from(shoff).map_err(|_| Error::internal("e_shoff"))?;
+        for (g, new_sig) in fixes {
+            let at = shoff + g * 64;
+            let hdr = out
+                .get_mut(at..at + 64)
+                .ok_or_else(|| Error::internal("section header past the end of the output"))?;
+            hdr[4..8].copy_from_slice(&SHT_GROUP.to_le_bytes());
+            hdr[44..48].copy_from_slice(&new_sig.to_le_bytes());
+        }
+    }
+    Ok(out)
+}
+
+/// Applies `edits` to `obj` and streams the new file into `file` (empty, at position 0),
+/// without holding the whole output in memory.
+pub fn write_to_file(obj: &Object<'_>, edits: Edits, file: &mut std::fs::File) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let ((), fixes) = with_builder(obj, edits, |b| {
+        let mut buffer = object::write::StreamingBuffer::new(std::io::BufWriter::with_capacity(
+            1 << 20,
+            &mut *file,
+        ));
+        b.write(&mut buffer).map_err(build_err)?;
+        buffer.result()?;
+        buffer.into_inner().flush()?;
+        Ok(())
+    })?;
+    if !fixes.is_empty() {
+        let mut header = [0u8; 64];
+        file.seek(SeekFrom::Start(0))?;
+        file.read_exact(&mut header)?;
+        let shoff = u64::from_le_bytes(
+            header[0x28..0x30]
+                .try_into()
+                .map_err(|_| Error::internal("output header"))?,
+        );
+        for (g, new_sig) in fixes {
+            let at = shoff + g as u64 * 64;
+            file.seek(SeekFrom::Start(at + 4))?;
+            file.write_all(&SHT_GROUP.to_le_bytes())?;
+            file.seek(SeekFrom::Start(at + 44))?;
+            file.write_all(&new_sig.to_le_bytes())?;
+        }
+        file.seek(SeekFrom::End(0))?;
+    }
+    Ok(())
+}
+
+/// Reads `obj` into `object`'s builder, applies `edits` and hands the builder to `emit`.
+/// Returns `emit`'s result and the `SHT_GROUP` headers to restore in the written file:
+/// `(section index, new signature symbol index)`.
+fn with_builder<R>(
+    obj: &Object<'_>,
+    edits: Edits,
+    emit: impl FnOnce(Builder<'_>) -> Result<R>,
+) -> Result<(R, Vec<(usize, u32)>)> {
     let endian = Endianness::Little;
     // SHT_GROUP sections: hidden from the builder as PROGBITS, restored afterwards.
     let groups: Vec<usize> = obj
@@ -737,27 +804,16 @@ pub fn write(obj: &Object<'_>, edits: Edits) -> Result<Vec<u8>> {
             }
         }
     }
-    let mut out = Vec::with_capacity(obj.data.len() + obj.data.len() / 8);
-    b.write(&mut out).map_err(build_err)?;
-    if !groups.is_empty() {
-        restore_groups(obj, &mut out, &groups, &out_index)?;
-    }
-    Ok(out)
+    let fixes = group_fixes(obj, &groups, &out_index)?;
+    let r = emit(b)?;
+    Ok((r, fixes))
 }
 
-fn restore_groups(
-    obj: &Object<'_>,
-    out: &mut [u8],
-    groups: &[usize],
-    out_index: &[u32],
-) -> Result<()> {
+/// New `sh_info` (signature symbol index) of each `SHT_GROUP` section.
+fn group_fixes(obj: &Object<'_>, groups: &[usize], out_index: &[u32]) -> Result<Vec<(usize, u32)>> {
     let endian = Endianness::Little;
-    let shoff = {
-        let f = ElfFile64::<Endianness>::parse(&*out)
-            .map_err(|e| Error::internal(format!("re-reading output: {e}")))?;
-        usize::try_from(f.elf_header().e_shoff(endian)).map_err(|_| Error::internal("e_shoff"))?
-    };
     let table = obj.file.elf_section_table();
+    let mut fixes = Vec::with_capacity(groups.len());
     for &g in groups {
         let sh = table.section(object::SectionIndex(g)).map_err(malformed)?;
         let sig = sh.sh_info(endian) as usize;
@@ -771,12 +827,7 @@ fn restore_groups(
                 )
             })?
         };
-        let at = shoff + g * 64;
-        let hdr = out
-            .get_mut(at..at + 64)
-            .ok_or_else(|| Error::internal("section header past the end of the output"))?;
-        hdr[4..8].copy_from_slice(&SHT_GROUP.to_le_bytes());
-        hdr[44..48].copy_from_slice(&new_sig.to_le_bytes());
+        fixes.push((g, new_sig));
     }
-    Ok(())
+    Ok(fixes)
 }

@@ -8,8 +8,8 @@
 //! Exit status: 0 when every file succeeded, 2 when any failed (each failure is printed with
 //! its file, section and offset), 2 also for usage errors.
 
-use afterburner::burn::{burn_bytes, write_atomically, Options};
-use afterburner::error::{Error, ErrorKind};
+use afterburner::burn::Options;
+use afterburner::error::Error;
 use afterburner::report::{Report, Summary};
 use afterburner::scan::{scan_file, ScanReport};
 use clap::{Args, Parser, Subcommand};
@@ -311,14 +311,5 @@ fn burn(args: &BurnArgs) -> ExitCode {
 }
 
 fn burn_one(input: &Path, output: &Path, opts: &Options) -> Result<Report, Error> {
-    let data = std::fs::read(input).map_err(|e| Error::from(e).with_file(input))?;
-    let (out, report) = burn_bytes(&data, opts).map_err(|e| e.with_file(input))?;
-    if out == data && input == output {
-        return Ok(report);
-    }
-    write_atomically(output, &out, input).map_err(|e| match e.kind {
-        ErrorKind::Io(io) => Error::new(ErrorKind::Io(io)).with_file(output),
-        _ => e.with_file(output),
-    })?;
-    Ok(report)
+    afterburner::burn::burn_file(input, output, opts)
 }
