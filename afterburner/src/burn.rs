@@ -406,29 +406,51 @@ impl<'o, 'a> Burner<'o, 'a> {
         self.plan_all()?;
         let mut edits = Edits::default();
 
-        // Code bytes.
-        let encoded: Result<Vec<(usize, Option<Vec<u8>>)>> = (0..self.code.len())
-            .into_par_iter()
-            .map(|k| {
-                let c = &self.code[k];
-                let plan = &self.plans[k];
-                let sec = &obj.sections[c.index];
-                if plan.map.is_identity() && plan.widened_count == 0 {
-                    // Fixups keep their displacements when nothing moved.
-                    return Ok((c.index, None));
-                }
-                Ok((
-                    c.index,
-                    Some(encode_section(
-                        &sec.name,
-                        sec.data,
-                        &c.decoded.sites,
-                        &c.decoded.fixups,
-                        plan,
-                    )?),
-                ))
-            })
+        // Code bytes, and (at the same time: it needs only the maps) DWARF and CFI.
+        let code_maps: BTreeMap<usize, OffsetMap> = self
+            .code
+            .iter()
+            .zip(&self.plans)
+            .filter(|(_, p)| !p.map.is_identity())
+            .map(|(c, p)| (c.index, p.map.clone()))
             .collect();
+        let (encoded, rewritten) = rayon::join(
+            || -> Result<Vec<(usize, Option<Vec<u8>>)>> {
+                (0..self.code.len())
+                    .into_par_iter()
+                    .map(|k| {
+                        let c = &self.code[k];
+                        let plan = &self.plans[k];
+                        let sec = &obj.sections[c.index];
+                        if plan.map.is_identity() && plan.widened_count == 0 {
+                            // Fixups keep their displacements when nothing moved.
+                            return Ok((c.index, None));
+                        }
+                        let data = encode_section(
+                            &sec.name,
+                            sec.data,
+                            &c.decoded.sites,
+                            &c.decoded.fixups,
+                            plan,
+                        )?;
+                        Ok((c.index, Some(data)))
+                    })
+                    .collect()
+            },
+            || -> Result<Vec<dwarf::RewrittenSection>> {
+                if code_maps.is_empty() {
+                    return Ok(Vec::new());
+                }
+                dwarf::rewrite(&obj.file, &code_maps).map_err(|e| Error {
+                    place: Place {
+                        file: None,
+                        section: Some(e.section.clone()),
+                        offset: Some(e.offset),
+                    },
+                    kind: ErrorKind::Dwarf(e.message.clone()),
+                })
+            },
+        );
         for (index, data) in encoded? {
             if let Some(d) = data {
                 edits.section_data.push((index, d));
@@ -438,27 +460,7 @@ impl<'o, 'a> Burner<'o, 'a> {
             self.report.bytes_added += p.map.total();
             self.report.widened_branches += p.widened_count as u64;
         }
-
-        // DWARF and CFI.
-        let code_maps: BTreeMap<usize, OffsetMap> = self
-            .code
-            .iter()
-            .zip(&self.plans)
-            .filter(|(_, p)| !p.map.is_identity())
-            .map(|(c, p)| (c.index, p.map.clone()))
-            .collect();
-        let rewritten = if code_maps.is_empty() {
-            Vec::new()
-        } else {
-            dwarf::rewrite(&obj.file, &code_maps).map_err(|e| Error {
-                place: Place {
-                    file: None,
-                    section: Some(e.section.clone()),
-                    offset: Some(e.offset),
-                },
-                kind: ErrorKind::Dwarf(e.message.clone()),
-            })?
-        };
+        let rewritten = rewritten?;
         let mut dwarf_maps = BTreeMap::new();
         let mut replaced = BTreeSet::new();
         for rs in rewritten {
@@ -517,11 +519,14 @@ impl<'o, 'a> Burner<'o, 'a> {
 
         // Relocations.
         let refs = self.code_references();
-        for (x, rels) in obj.relocs.iter().enumerate() {
-            if rels.is_empty() || replaced.contains(&x) {
-                continue;
-            }
-            let patches = self.map_relocs(x, *rels, &dwarf_maps, &refs)?;
+        let todo: Vec<usize> = (0..obj.relocs.len())
+            .filter(|&x| !obj.relocs[x].is_empty() && !replaced.contains(&x))
+            .collect();
+        let patched: Result<Vec<(usize, Vec<RelocPatch>)>> = todo
+            .into_par_iter()
+            .map(|x| Ok((x, self.map_relocs(x, obj.relocs[x], &dwarf_maps, &refs)?)))
+            .collect();
+        for (x, patches) in patched? {
             if !patches.is_empty() {
                 edits.reloc_patches.push((x, patches));
             }
