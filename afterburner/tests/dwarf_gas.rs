@@ -27,6 +27,8 @@ const BYTE_EXACT: &[&str] = &[
 
 struct Outcome {
     facts: BTreeMap<String, usize>,
+    /// Names of the returned sections whose layout changed (they carry an offset map).
+    relaid: Vec<String>,
 }
 
 /// Writes `bytes` as `<dir>/<sub>/obj.o` and runs `tool args obj.o` there.
@@ -163,7 +165,12 @@ fn check(src: &str, flags: &[&str], policy: Policy) -> Outcome {
         "{src} {flags:?}: {} sites, {} pads, {} bytes inserted; facts {facts:?}; .debug_line bytes identical to as: {line_bytes_identical}",
         pair.sites, pair.pads, total
     );
-    Outcome { facts }
+    let relaid = rewritten
+        .iter()
+        .filter(|r| r.offset_map.is_some())
+        .map(|r| names[&r.index].clone())
+        .collect();
+    Outcome { facts, relaid }
 }
 
 fn policy(seed: u64) -> Policy {
@@ -260,4 +267,32 @@ fn sites_only_like_the_burner() {
     };
     check("mix.c", &["-O2", "-g"], sites);
     check("mix.c", &["-O2", "-gdwarf-4", "-ffunction-sections"], sites);
+}
+
+#[test]
+fn assembly_source_dwarf_matches_as() {
+    // GNU as writes the DWARF of assembly sources itself (DW_FORM_udata high_pc, ref_udata
+    // types): large pads make those ULEB128 values grow, so .debug_info is re-laid out.
+    for (flags, seed, sizes) in [
+        (&["--gdwarf-5"][..], 41, &[100u64, 200][..]),
+        (&["--gdwarf-4"][..], 42, &[100, 200][..]),
+        (&["--gdwarf-5"][..], 43, &[1, 2, 3][..]),
+        (&["--gdwarf-3"][..], 44, &[50, 130][..]),
+    ] {
+        let p = Policy {
+            seed,
+            every: 2,
+            sizes,
+            site_pad: 16,
+        };
+        let o = check("entry.s", flags, p);
+        assert_covers(&o, &["line", "die", "fde", "cfirow", "arange"]);
+        if sizes[0] >= 100 {
+            assert!(
+                o.relaid.iter().any(|n| n == ".debug_info"),
+                "{flags:?}: .debug_info was not re-laid out: {:?}",
+                o.relaid
+            );
+        }
+    }
 }

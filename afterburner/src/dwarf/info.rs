@@ -13,7 +13,7 @@ use std::fmt;
 use gimli::{constants as dw, AttributeValue, EndianSlice, LittleEndian, RelocateReader};
 
 use super::bytes::{push_sleb, push_uleb, read_uint, uint_bytes, Cursor};
-use super::{patched, Addr, Ctx, DwarfError, Input, Rebuilt, Result};
+use super::{patched, Addr, Ctx, DwarfError, Input, Out, Rebuilt, Result};
 
 /// The unit context of one range or location list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +36,11 @@ pub(super) struct Facts {
     pub views: BTreeMap<(usize, u64), u64>,
     /// `.debug_info` section → in-place patches (offset, new bytes).
     pub patches: BTreeMap<usize, Vec<(u64, Vec<u8>)>>,
+    /// `.debug_info` section → ULEB128 attribute values that outgrow their bytes: offset →
+    /// new value. Their units are re-laid out ([`relayout_unit`]).
+    pub grow: BTreeMap<usize, BTreeMap<u64, u64>>,
+    /// `.debug_info` section → start offsets of the units to re-lay out.
+    pub relayout: BTreeMap<usize, std::collections::BTreeSet<u64>>,
 }
 
 /// Applies relocations to section offsets read by gimli (unit headers, `DW_FORM_sec_offset`,
@@ -82,21 +87,324 @@ pub(super) fn collect(ctx: &Ctx<'_>) -> Result<Facts> {
     Ok(facts)
 }
 
-/// Applies the patches found by [`collect`] to one `.debug_info` section.
+/// Applies the patches found by [`collect`] to one `.debug_info` section: in place, or, when
+/// some unit must grow, by rebuilding the section (units copied or re-laid out).
 pub(super) fn patch(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Option<Rebuilt>> {
-    let _ = ctx;
-    let Some(patches) = facts.patches.get(&inp.index) else {
-        return Ok(None);
+    let no_patches = Vec::new();
+    let patches = facts.patches.get(&inp.index).unwrap_or(&no_patches);
+    let Some(relayout) = facts.relayout.get(&inp.index) else {
+        if patches.is_empty() {
+            return Ok(None);
+        }
+        let mut data = inp.data.to_vec();
+        for (at, bytes) in patches {
+            let a = usize::try_from(*at).map_err(|_| inp.err(*at, "offset out of range"))?;
+            let dst = data
+                .get_mut(a..a + bytes.len())
+                .ok_or_else(|| inp.err(*at, "patch out of bounds"))?;
+            dst.copy_from_slice(bytes);
+        }
+        return Ok(patched(inp, data));
     };
-    let mut data = inp.data.to_vec();
-    for (at, bytes) in patches {
-        let a = usize::try_from(*at).map_err(|_| inp.err(*at, "offset out of range"))?;
-        let dst = data
-            .get_mut(a..a + bytes.len())
-            .ok_or_else(|| inp.err(*at, "patch out of bounds"))?;
-        dst.copy_from_slice(bytes);
+    // Sections holding DIE offsets relative to their unit, without relocations.
+    for (i, other) in &ctx.inputs {
+        let name = other.name.as_str();
+        if matches!(
+            name,
+            ".debug_pubnames"
+                | ".debug_pubtypes"
+                | ".debug_gnu_pubnames"
+                | ".debug_gnu_pubtypes"
+                | ".debug_names"
+        ) && !other.data.is_empty()
+        {
+            let _ = i;
+            return Err(inp.err(
+                relayout.iter().next().copied().unwrap_or(0),
+                format!("DIEs must move but {name} holds their offsets"),
+            ));
+        }
     }
-    Ok(patched(inp, data))
+    let grow = facts.grow.get(&inp.index);
+    let mut out = Out::new(inp);
+    let reader: Reader<'_> = RelocateReader::new(
+        EndianSlice::new(inp.data, LittleEndian),
+        Relocator { ctx, inp },
+    );
+    let debug_info = gimli::DebugInfo::from(reader);
+    let mut units = debug_info.units();
+    let mut pos = 0u64;
+    loop {
+        let header = match units.next() {
+            Ok(Some(h)) => h,
+            Ok(None) => break,
+            Err(e) => return Err(gerr(inp, pos, e)),
+        };
+        let start = header.debug_info_offset().map_or(pos, |o| o.0 as u64);
+        let end = start + header.length_including_self() as u64;
+        pos = end;
+        let (s, e) = (
+            usize::try_from(start).map_err(|_| inp.err(start, "offset out of range"))?,
+            usize::try_from(end).map_err(|_| inp.err(start, "offset out of range"))?,
+        );
+        out.sync(start);
+        if relayout.contains(&start) {
+            let unit_patches: Vec<&(u64, Vec<u8>)> = patches
+                .iter()
+                .filter(|(at, _)| (start..end).contains(at))
+                .collect();
+            relayout_unit(ctx, inp, &header, start, grow, &unit_patches, &mut out)?;
+        } else {
+            let new_start = out.data.len();
+            out.copy(inp, s, e)?;
+            for (at, bytes) in patches.iter().filter(|(at, _)| (start..end).contains(at)) {
+                out.patch(new_start + (*at - start) as usize, bytes);
+            }
+        }
+    }
+    if pos != inp.data.len() as u64 {
+        return Err(inp.err(pos, "trailing bytes after the last unit"));
+    }
+    let mut r = out.finish(inp, false, false)?;
+    // References from the section to itself (DW_FORM_ref_addr, ...) follow its own map.
+    if let Some(map) = &r.offset_map {
+        for rel in &mut r.relocs {
+            let orig = super::Rel {
+                offset: rel.offset,
+                symbol: rel.symbol,
+                r_type: rel.r_type,
+                addend: rel.addend,
+            };
+            let sym = ctx.sym(inp, &orig)?;
+            if sym.section == Some(inp.index) {
+                rel.addend = map
+                    .map_addend(sym.value, rel.addend, 0)
+                    .ok_or_else(|| inp.err(rel.offset, "mapped addend overflows"))?;
+            }
+        }
+    }
+    Ok(Some(r))
+}
+
+/// One piece of a unit being re-laid out: original bytes `[a, b)` and what becomes of them.
+#[derive(Clone, Copy, Debug)]
+enum Piece {
+    /// Copied with their relocations.
+    Copy,
+    /// A ULEB128 value that is now `new`.
+    Uleb(u64),
+    /// A unit-relative DIE reference (`DW_FORM_ref*`) to original unit offset `target`.
+    Ref(dw::DwForm, u64),
+}
+
+/// Rebuilds one unit whose DIEs move because some ULEB128 values grew: the grown values are
+/// re-encoded, unit-relative references (`DW_FORM_ref1/2/4/8/udata`, e.g. `DW_AT_type`,
+/// `DW_AT_sibling`) are recomputed (to a fixpoint, as `ref_udata` may grow too), and the unit
+/// length is rewritten. Refused: location lists and expressions that name DIEs of the unit
+/// (their offsets live in bytes this does not rewrite).
+fn relayout_unit(
+    ctx: &Ctx<'_>,
+    inp: &Input<'_>,
+    header: &gimli::UnitHeader<Reader<'_>>,
+    start: u64,
+    grow: Option<&BTreeMap<u64, u64>>,
+    patches: &[&(u64, Vec<u8>)],
+    out: &mut Out,
+) -> Result<()> {
+    let abbrev_field = start
+        + u64::from(header.format().initial_length_size())
+        + if header.version() >= 5 { 4 } else { 2 };
+    let abbrev_sec = section_of(ctx, inp, abbrev_field, ".debug_abbrev")?;
+    let abbrev_data = ctx
+        .inputs
+        .get(&abbrev_sec)
+        .map(|i| i.data)
+        .ok_or_else(|| inp.err(abbrev_field, "abbreviation section not found"))?;
+    let abbrevs = gimli::DebugAbbrev::new(abbrev_data, LittleEndian)
+        .abbreviations(header.debug_abbrev_offset())
+        .map_err(|e| gerr(inp, abbrev_field, e))?;
+    let mut entries = header
+        .entries_raw(&abbrevs, None)
+        .map_err(|e| gerr(inp, start, e))?;
+    let encoding = header.encoding();
+    let root = start + entries.next_offset().0 as u64;
+
+    let mut pieces: Vec<(u64, u64, Piece)> = Vec::new();
+    let mut die_starts = Vec::new();
+    let push_copy = |pieces: &mut Vec<(u64, u64, Piece)>, a: u64, b: u64| match pieces.last_mut() {
+        Some((_, pb, Piece::Copy)) if *pb == a => *pb = b,
+        _ => pieces.push((a, b, Piece::Copy)),
+    };
+    while !entries.is_empty() {
+        let die_at = start + entries.next_offset().0 as u64;
+        die_starts.push(die_at);
+        let abbrev = entries
+            .read_abbreviation()
+            .map_err(|e| gerr(inp, die_at, e))?;
+        // A DIE starts a piece of its own (its new offset is needed for references).
+        pieces.push((die_at, start + entries.next_offset().0 as u64, Piece::Copy));
+        let Some(abbrev) = abbrev else { continue };
+        for spec in abbrev.attributes() {
+            let at = start + entries.next_offset().0 as u64;
+            let attr = entries
+                .read_attribute(*spec)
+                .map_err(|e| gerr(inp, at, e))?;
+            let b = start + entries.next_offset().0 as u64;
+            if spec.form() == dw::DW_FORM_indirect {
+                return Err(inp.err(at, "DW_FORM_indirect in a unit whose DIEs move"));
+            }
+            match attr.value() {
+                AttributeValue::LocationListsRef(_) | AttributeValue::DebugLocListsIndex(_) => {
+                    return Err(inp.err(at, "location list in a unit whose DIEs move"));
+                }
+                AttributeValue::Exprloc(e) if expr_names_dies(e.clone(), encoding) => {
+                    return Err(inp.err(at, "expression naming a DIE in a unit whose DIEs move"));
+                }
+                _ => {}
+            }
+            let piece = match (grow.and_then(|g| g.get(&at)), attr.raw_value()) {
+                (Some(&new), _) => Piece::Uleb(new),
+                (None, AttributeValue::UnitRef(t)) => Piece::Ref(attr.form(), start + t.0 as u64),
+                _ => Piece::Copy,
+            };
+            match piece {
+                Piece::Copy => push_copy(&mut pieces, at, b),
+                p => pieces.push((at, b, p)),
+            }
+        }
+    }
+
+    // New layout, to a fixpoint (references only grow).
+    let ils = u64::from(header.format().initial_length_size());
+    let mut width: Vec<u64> = pieces.iter().map(|&(a, b, _)| b - a).collect();
+    let mut new_off: BTreeMap<u64, u64> = BTreeMap::new();
+    for _round in 0..64 {
+        let mut pos = root - start;
+        new_off.clear();
+        let mut di = 0;
+        for (k, &(a, b, _)) in pieces.iter().enumerate() {
+            while di < die_starts.len() && die_starts[di] < a {
+                di += 1;
+            }
+            while di < die_starts.len() && die_starts[di] < b {
+                if die_starts[di] != a {
+                    return Err(inp.err(die_starts[di], "internal: DIE inside a piece"));
+                }
+                new_off.insert(die_starts[di], pos);
+                di += 1;
+            }
+            pos += width[k];
+        }
+        let mut changed = false;
+        for (k, &(a, b, piece)) in pieces.iter().enumerate() {
+            let need = match piece {
+                Piece::Copy => b - a,
+                Piece::Uleb(v) => (super::bytes::uleb_len(v) as u64).max(b - a),
+                Piece::Ref(form, t) => {
+                    let nt = *new_off.get(&t).ok_or_else(|| {
+                        inp.err(a, "DIE reference to something that is not a DIE")
+                    })?;
+                    if form == dw::DW_FORM_ref_udata {
+                        (super::bytes::uleb_len(nt) as u64).max(b - a)
+                    } else {
+                        b - a
+                    }
+                }
+            };
+            if need != width[k] {
+                width[k] = need;
+                changed = true;
+            }
+        }
+        if !changed {
+            // Emit.
+            let new_start = out.data.len();
+            out.copy(inp, start as usize, root as usize)?;
+            let mut placed = Vec::with_capacity(pieces.len());
+            for (k, &(a, b, piece)) in pieces.iter().enumerate() {
+                if new_off.contains_key(&a) {
+                    out.sync(a);
+                }
+                placed.push(out.data.len());
+                let w = width[k] as usize;
+                let (au, bu) = (a as usize, b as usize);
+                match piece {
+                    Piece::Copy => out.copy(inp, au, bu)?,
+                    Piece::Uleb(v) => {
+                        let mut bytes = Vec::new();
+                        push_uleb(&mut bytes, v, w);
+                        out.replace(inp, au, bu, &bytes)?;
+                    }
+                    Piece::Ref(form, t) => {
+                        let nt = new_off[&t];
+                        let mut bytes = Vec::new();
+                        if form == dw::DW_FORM_ref_udata {
+                            push_uleb(&mut bytes, nt, w);
+                        } else {
+                            bytes = uint_bytes(nt, w).ok_or_else(|| {
+                                inp.err(a, format!("moved DIE reference does not fit {form}"))
+                            })?;
+                        }
+                        out.replace(inp, au, bu, &bytes)?;
+                    }
+                }
+            }
+            // In-place patches of this unit (fixed-size values) at their new positions.
+            for (at, bytes) in patches {
+                let k = pieces.partition_point(|&(a, _, _)| a <= *at);
+                match k.checked_sub(1).map(|k| (k, pieces[k])) {
+                    Some((k, (a, b, Piece::Copy))) if *at + bytes.len() as u64 <= b => {
+                        out.patch(placed[k] + (*at - a) as usize, bytes);
+                    }
+                    _ => return Err(inp.err(*at, "internal: patch outside a copied piece")),
+                }
+            }
+            let len = (out.data.len() - new_start) as u64 - ils;
+            let (at, size) = if ils == 12 {
+                (new_start + 4, 8)
+            } else {
+                (new_start, 4)
+            };
+            let b = uint_bytes(len, size).ok_or_else(|| inp.err(start, "unit length overflows"))?;
+            out.patch(at, &b);
+            return Ok(());
+        }
+    }
+    Err(inp.err(start, "internal: unit layout does not settle"))
+}
+
+/// Whether a DWARF expression names a DIE by unit-relative offset (calls, parameter refs,
+/// typed stack operations), also inside `DW_OP_entry_value`. Unparsable counts as yes.
+fn expr_names_dies(e: gimli::Expression<Reader<'_>>, encoding: gimli::Encoding) -> bool {
+    use gimli::Operation as Op;
+    let mut ops = e.operations(encoding);
+    loop {
+        match ops.next() {
+            Ok(None) => return false,
+            Err(_) => return true,
+            Ok(Some(op)) => match op {
+                Op::Call {
+                    offset: gimli::DieReference::UnitRef(_),
+                }
+                | Op::ParameterRef { .. } => return true,
+                Op::TypedLiteral { base_type, .. }
+                | Op::Convert { base_type }
+                | Op::Reinterpret { base_type }
+                | Op::RegisterOffset { base_type, .. }
+                | Op::Deref { base_type, .. }
+                    if base_type.0 != 0 =>
+                {
+                    return true
+                }
+                Op::EntryValue { expression }
+                    if expr_names_dies(gimli::Expression(expression.clone()), encoding) =>
+                {
+                    return true
+                }
+                _ => {}
+            },
+        }
+    }
 }
 
 /// The unit-wide context taken from the unit DIE.
@@ -176,6 +484,7 @@ fn walk(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &mut Facts) -> Result<()> {
                 ctx,
                 inp,
                 unit: u,
+                unit_off,
                 version,
                 addr_size,
                 offset_size,
@@ -304,6 +613,7 @@ struct Die<'c, 'd> {
     ctx: &'c Ctx<'d>,
     inp: &'c Input<'d>,
     unit: UnitCtx,
+    unit_off: u64,
     version: u16,
     addr_size: u8,
     offset_size: u8,
@@ -520,10 +830,22 @@ impl Die<'_, '_> {
                     push_sleb(&mut b, s, len);
                 }
                 if b.len() != len {
-                    return Err(inp.err(
-                        at,
-                        format!("{name}: new value {new:#x} does not fit the {len}-byte LEB128"),
-                    ));
+                    if form != dw::DW_FORM_udata {
+                        return Err(inp.err(
+                            at,
+                            format!(
+                                "{name}: new value {new:#x} does not fit the {len}-byte SLEB128"
+                            ),
+                        ));
+                    }
+                    // GNU as writes DW_FORM_udata lengths: the unit is laid out anew.
+                    facts.grow.entry(inp.index).or_default().insert(at, new);
+                    facts
+                        .relayout
+                        .entry(inp.index)
+                        .or_default()
+                        .insert(self.unit_off);
+                    return Ok(());
                 }
                 b
             }

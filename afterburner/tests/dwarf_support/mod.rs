@@ -121,32 +121,31 @@ impl Asm {
     }
 
     /// The labelled text; `pads`: instruction line id → NOP bytes after it; `frozen`: alignment
-    /// line id → the bytes it produced originally.
+    /// line id → the bytes it produced originally. Labels and padding go on the instruction's
+    /// own line (`;` separates statements), so line numbers of the assembly do not change.
     pub fn render(&self, pads: &BTreeMap<usize, u64>, frozen: &BTreeMap<usize, Vec<u8>>) -> String {
         let mut s = String::new();
         for (id, (line, kind)) in self.lines.iter().enumerate() {
             match kind {
                 LineKind::Insn => {
-                    let _ = writeln!(s, "__ab_{id}:");
-                    let _ = writeln!(s, "{line}");
+                    let _ = write!(s, "__ab_{id}: {}", line.trim_start());
                     if let Some(n) = pads.get(&id) {
-                        let _ = writeln!(s, "\t.skip {n}, 0x90");
+                        let _ = write!(s, " ; .skip {n}, 0x90");
                     }
+                    s.push('\n');
                 }
-                LineKind::Align => {
-                    let _ = writeln!(s, "__ab_{id}:");
-                    match frozen.get(&id) {
-                        Some(bytes) if bytes.is_empty() => {}
-                        Some(bytes) => {
-                            let list: Vec<String> =
-                                bytes.iter().map(|b| format!("{b:#x}")).collect();
-                            let _ = writeln!(s, "\t.byte {}", list.join(","));
-                        }
-                        None => {
-                            let _ = writeln!(s, "{line}");
-                        }
+                LineKind::Align => match frozen.get(&id) {
+                    Some(bytes) if bytes.is_empty() => {
+                        let _ = writeln!(s, "__ab_{id}:");
                     }
-                }
+                    Some(bytes) => {
+                        let list: Vec<String> = bytes.iter().map(|b| format!("{b:#x}")).collect();
+                        let _ = writeln!(s, "__ab_{id}: .byte {}", list.join(","));
+                    }
+                    None => {
+                        let _ = writeln!(s, "__ab_{id}: {}", line.trim_start());
+                    }
+                },
                 LineKind::Other => {
                     let _ = writeln!(s, "{line}");
                 }
@@ -208,24 +207,42 @@ pub struct Policy {
 
 pub const DEFAULT_SIZES: &[u64] = &[1, 2, 3, 5, 8, 16, 40, 100, 130, 300];
 
-/// Compiles `src` with gcc `flags` to assembly, labels it, and assembles original and padded
-/// objects.
+/// Labels a source, and assembles original and padded objects with GNU `as`: a C file
+/// (compiled to assembly by gcc with `flags`) or an assembly file (`.s`, assembled with `as`
+/// `flags`, e.g. `--gdwarf-5`, so `as` writes its DWARF).
 pub fn gas_pair(src: &Path, flags: &[&str], policy: Policy) -> GasPair {
     let dir = tempfile::tempdir().unwrap();
-    let s = dir.path().join("in.s");
-    let mut gcc = Command::new("gcc");
-    gcc.args(flags).arg("-S").arg("-o").arg(&s).arg(src);
-    // Stable file names in the DWARF: compile from the source directory.
-    gcc.current_dir(src.parent().unwrap());
-    run(&mut gcc);
-    let asm = Asm::parse(&std::fs::read_to_string(&s).unwrap());
+    let is_asm = src.extension().is_some_and(|e| e == "s");
+    let text = if is_asm {
+        std::fs::read_to_string(src).unwrap()
+    } else {
+        let s = dir.path().join("in.s");
+        let mut gcc = Command::new("gcc");
+        gcc.args(flags).arg("-S").arg("-o").arg(&s).arg(src);
+        // Stable file names in the DWARF: compile from the source directory.
+        gcc.current_dir(src.parent().unwrap());
+        run(&mut gcc);
+        std::fs::read_to_string(&s).unwrap()
+    };
+    let asm = Asm::parse(&text);
+    let as_flags: &[&str] = if is_asm { flags } else { &[] };
 
+    // Both versions are assembled as `in.s` in directories of equal name length, with the
+    // directory mapped away, so names and strings in the DWARF are the same.
     let assemble = |name: &str, text: &str| -> Vec<u8> {
-        let sp = dir.path().join(format!("{name}.s"));
-        let op = dir.path().join(format!("{name}.o"));
-        std::fs::write(&sp, text).unwrap();
-        run(Command::new("as").arg("--64").arg("-o").arg(&op).arg(&sp));
-        std::fs::read(&op).unwrap()
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("in.s"), text).unwrap();
+        std::fs::write(dir.path().join(format!("{name}.s")), text).unwrap();
+        run(Command::new("as")
+            .arg("--64")
+            .arg(format!("--debug-prefix-map={}=/src", d.display()))
+            .args(as_flags)
+            .args(["-o", "in.o", "in.s"])
+            .current_dir(&d));
+        let obj = std::fs::read(d.join("in.o")).unwrap();
+        std::fs::write(dir.path().join(format!("{name}.o")), &obj).unwrap();
+        obj
     };
     let orig = assemble("orig", &asm.render(&BTreeMap::new(), &BTreeMap::new()));
     let lab = labels(&orig);
@@ -545,15 +562,27 @@ pub type Loc = (usize, u64);
 /// One decoded fact: a description plus the code locations in it.
 pub type Fact = (String, Vec<Loc>);
 
-const SEC_SHIFT: u32 = 20;
+/// Bits of the synthetic address that hold the offset (the rest is the section index).
+fn sec_shift(obj: &[u8]) -> u32 {
+    let file = object::File::parse(obj).unwrap();
+    let max = file.sections().map(|s| s.size()).max().unwrap_or(0);
+    (64 - max.leading_zeros()).max(20)
+}
+
+thread_local! {
+    static SHIFT: std::cell::Cell<u32> = const { std::cell::Cell::new(20) };
+}
 
 fn loc(addr: u64) -> Loc {
-    ((addr >> SEC_SHIFT) as usize, addr & ((1 << SEC_SHIFT) - 1))
+    let shift = SHIFT.with(|s| s.get());
+    ((addr >> shift) as usize, addr & ((1 << shift) - 1))
 }
 
 /// Section data with relocations applied as a linker would (allocated sections at
-/// `index << 20`, others at 0).
+/// `index << shift`, others at 0; `shift` fits the largest section).
 pub fn linked_sections(obj: &[u8]) -> HashMap<usize, (String, Vec<u8>, u64)> {
+    let shift = sec_shift(obj);
+    SHIFT.with(|s| s.set(shift));
     let file = object::File::parse(obj).unwrap();
     let syms = symbol_table(obj);
     let is_alloc: HashMap<usize, bool> = file
@@ -566,7 +595,7 @@ pub fn linked_sections(obj: &[u8]) -> HashMap<usize, (String, Vec<u8>, u64)> {
         .collect();
     let base_of = |sec: usize| -> u64 {
         if is_alloc[&sec] {
-            (sec as u64) << SEC_SHIFT
+            (sec as u64) << shift
         } else {
             0
         }
@@ -578,9 +607,6 @@ pub fn linked_sections(obj: &[u8]) -> HashMap<usize, (String, Vec<u8>, u64)> {
             continue;
         }
         let idx = s.index().0;
-        if is_alloc[&idx] {
-            assert!(s.size() < (1 << SEC_SHIFT));
-        }
         let mut data = s.data().unwrap().to_vec();
         for (off, r) in s.relocations() {
             let RelocationTarget::Symbol(si) = r.target() else {
@@ -645,6 +671,28 @@ pub fn dump(obj: &[u8]) -> Vec<Fact> {
     })
     .unwrap();
 
+    // DIEs are named by (unit number, DFS index), not offset: .debug_info may be re-laid out.
+    let mut die_ids: HashMap<usize, (usize, usize)> = HashMap::new();
+    let mut units = dwarf.units();
+    let mut uix = 0;
+    while let Some(header) = units.next().unwrap() {
+        let unit = dwarf.unit(header).unwrap();
+        let mut entries = unit.entries();
+        let mut k = 0;
+        while let Some(die) = entries.next_dfs().unwrap() {
+            let off = die.offset().to_debug_info_offset(&unit.header).unwrap().0;
+            die_ids.insert(off, (uix, k));
+            k += 1;
+        }
+        uix += 1;
+    }
+    let die_name = |off: usize| -> String {
+        match die_ids.get(&off) {
+            Some((u, k)) => format!("u{u}#{k}"),
+            None => format!("not-a-DIE@{off:#x}"),
+        }
+    };
+
     // Line programs.
     let mut units = dwarf.units();
     let mut uix = 0;
@@ -676,7 +724,7 @@ pub fn dump(obj: &[u8]) -> Vec<Fact> {
         // DIEs.
         let mut entries = unit.entries();
         while let Some(die) = entries.next_dfs().unwrap() {
-            let off = die.offset().to_debug_info_offset(&unit.header).unwrap().0;
+            let off = die_name(die.offset().to_debug_info_offset(&unit.header).unwrap().0);
             let tag = die.tag();
             let mut low = None;
             for attr in die.attrs() {
@@ -686,7 +734,7 @@ pub fn dump(obj: &[u8]) -> Vec<Fact> {
             }
             for attr in die.attrs() {
                 let name = attr.name();
-                let key = format!("die {off:#x} {tag} {name}");
+                let key = format!("die {off} {tag} {name}");
                 let v = attr.value();
                 match v {
                     gimli::AttributeValue::Addr(_) | gimli::AttributeValue::DebugAddrIndex(_) => {
@@ -729,6 +777,13 @@ pub fn dump(obj: &[u8]) -> Vec<Fact> {
                     // Offsets into sections whose layout may change.
                     gimli::AttributeValue::DebugLineRef(_)
                     | gimli::AttributeValue::SecOffset(_) => {}
+                    gimli::AttributeValue::UnitRef(o) => {
+                        let target = o.to_debug_info_offset(&unit.header).unwrap().0;
+                        facts.push((format!("{key} ref {}", die_name(target)), vec![]));
+                    }
+                    gimli::AttributeValue::DebugInfoRef(o) => {
+                        facts.push((format!("{key} ref {}", die_name(o.0)), vec![]));
+                    }
                     other => facts.push((format!("{key} {other:?}"), vec![])),
                 }
             }
@@ -792,13 +847,27 @@ fn cfi<'a, S: UnwindSection<R<'a>>>(
             vec![loc(fde.initial_address()), loc(fde.end_address())],
         ));
         let mut table = fde.rows(s, bases, &mut ctx).unwrap();
+        // Expressions print as their bytes (gimli names them by section offset).
+        let expr = |e: &gimli::UnwindExpression<usize>| -> String {
+            format!("expr{:?}", e.get(s).unwrap().0.slice())
+        };
         while let Some(row) = table.next_row().unwrap() {
             let regs: Vec<String> = row
                 .registers()
-                .map(|(r, rule)| format!("{r:?}={rule:?}"))
+                .map(|(r, rule)| match rule {
+                    gimli::RegisterRule::Expression(e) => format!("{r:?}=Expression({})", expr(e)),
+                    gimli::RegisterRule::ValExpression(e) => {
+                        format!("{r:?}=ValExpression({})", expr(e))
+                    }
+                    other => format!("{r:?}={other:?}"),
+                })
                 .collect();
+            let cfa = match row.cfa() {
+                gimli::CfaRule::Expression(e) => format!("Expression({})", expr(e)),
+                other => format!("{other:?}"),
+            };
             facts.push((
-                format!("cfirow {name} #{k} cfa={:?} regs={regs:?}", row.cfa()),
+                format!("cfirow {name} #{k} cfa={cfa} regs={regs:?}"),
                 vec![loc(row.start_address()), loc(row.end_address())],
             ));
         }
