@@ -296,3 +296,23 @@ fn assembly_source_dwarf_matches_as() {
         }
     }
 }
+
+#[test]
+fn other_gcc_encodings_match_as() {
+    // gcc writes CFI itself (DW_CFA_advance_loc4 everywhere, .eh_frame and .debug_frame).
+    check("mix.c", &["-O2", "-g", "-fno-dwarf2-cfi-asm"], policy(51));
+    // gcc writes the line table itself (DW_LNE_set_address per row).
+    check("mix.c", &["-O2", "-g", "-gno-as-loc-support"], policy(52));
+    // DWARF 2 and 3: address-class high_pc, .debug_loc/.debug_ranges.
+    check("mix.c", &["-O2", "-gdwarf-2"], policy(53));
+    check("mix.c", &["-O2", "-gdwarf-3"], policy(54));
+    // DW_LLE_GNU_view_pair entries instead of separate view lists.
+    check(
+        "mix.c",
+        &["-O2", "-g", "-gvariable-location-views=incompat5"],
+        policy(55),
+    );
+    // Macro information (.debug_macro points into .debug_line).
+    check("mix.c", &["-O2", "-g3"], policy(56));
+    check("big.c", &["-O1", "-g", "-fno-dwarf2-cfi-asm"], policy(57));
+}

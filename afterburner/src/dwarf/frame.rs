@@ -7,8 +7,8 @@
 //! copied with its relocations, and the CFA program is re-emitted: every `DW_CFA_advance_loc*`
 //! is recomputed so that the row it opens starts at `map(L)` for its original location `L`,
 //! using the smallest advance form no smaller than the original. Records are padded with
-//! `DW_CFA_nop` so that each record ends as aligned as it did (GNU as aligns record ends to 4 in
-//! `.eh_frame`, to 8 for its last record and in `.debug_frame`). A record can therefore get
+//! `DW_CFA_nop` so that record ends keep the producer's alignment (GNU as aligns them to 4 in
+//! `.eh_frame`, to 8 for its last record and in `.debug_frame`; GCC's own CFI to 8). A record can therefore get
 //! shorter by a few padding bytes; the section's own offset map (points at record starts) exists
 //! only when no record shrank, which is fine because nothing outside the section points into it
 //! (checked: otherwise an error). CIE pointers, the only references into the section, are
@@ -40,6 +40,7 @@ pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>, is_eh: bool) -> Result<Opt
     let data = inp.data;
     let mut out = Out::new(inp);
     let mut cies: BTreeMap<u64, (u64, Cie)> = BTreeMap::new();
+    let (record_align, last_align) = alignments(data);
     let mut pos = 0usize;
     while pos < data.len() {
         let start = pos;
@@ -91,6 +92,11 @@ pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>, is_eh: bool) -> Result<Opt
                 is_eh,
                 start,
                 end,
+                align: if end == data.len() {
+                    last_align
+                } else {
+                    record_align
+                },
             }
             .rewrite(&mut c, new_cie, &mut out)?;
         }
@@ -98,6 +104,40 @@ pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>, is_eh: bool) -> Result<Opt
     }
     let targeted = ctx.targeted.contains(&inp.index);
     Ok(unchanged_as_none(inp, out.finish(inp, true, targeted)?))
+}
+
+/// How the producer aligned record ends: the largest of 8, 4, 2, 1 dividing every original
+/// record end (GCC: 8; GNU as: 4 in `.eh_frame`, 8 in `.debug_frame`), and for the last record
+/// the largest dividing its own end (GNU as aligns the end of `.eh_frame` to 8).
+fn alignments(data: &[u8]) -> (usize, usize) {
+    let best = |end: usize| {
+        [8, 4, 2]
+            .into_iter()
+            .find(|&a| end.is_multiple_of(a))
+            .unwrap_or(1)
+    };
+    let mut all = 8;
+    let mut last = 1;
+    let mut pos = 0usize;
+    while let Some(b) = data.get(pos..pos + 4) {
+        let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        if len == 0xffff_ffff {
+            break;
+        }
+        let Some(end) = usize::try_from(len)
+            .ok()
+            .and_then(|l| (pos + 4).checked_add(l))
+        else {
+            break;
+        };
+        if end > data.len() {
+            break;
+        }
+        all = all.min(best(end));
+        last = best(end);
+        pos = end;
+    }
+    (all, last.max(all))
 }
 
 /// Size of a pointer in encoding `enc` (`None` for LEB128 forms).
@@ -310,6 +350,8 @@ struct Fde<'c, 'd> {
     is_eh: bool,
     start: usize,
     end: usize,
+    /// Alignment of the record's end in the new section.
+    align: usize,
 }
 
 impl Fde<'_, '_> {
@@ -441,19 +483,10 @@ impl Fde<'_, '_> {
                 InsnKind::Nop | InsnKind::Other => out.copy(inp, i.a, i.b)?,
             }
         }
-        // Trailing DW_CFA_nop padding: the record's end keeps the alignment GNU as gives it
-        // (4 in .eh_frame, 8 for its last record and in .debug_frame), if the original had it.
+        // Trailing DW_CFA_nop padding: the record's end keeps the producer's alignment.
         let pad_from = insns.get(body_end).map_or(self.end, |i| i.a);
         out.replace(inp, pad_from, self.end, &[])?;
-        let cap = if !self.is_eh || self.end == inp.data.len() {
-            8
-        } else {
-            4
-        };
-        let align = [8, 4, 2]
-            .into_iter()
-            .find(|&a| a <= cap && self.end.is_multiple_of(a))
-            .unwrap_or(1);
+        let align = self.align;
         let new_end = out.data.len().div_ceil(align) * align;
         out.data.resize(new_end, 0);
         let total = new_end - new_start;

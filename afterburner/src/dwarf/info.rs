@@ -656,11 +656,20 @@ impl Die<'_, '_> {
                     }
                 }
                 dw::DW_AT_GNU_locviews => {
-                    let Some(off) = attr.offset_value() else {
-                        return Err(inp.err(*at, "unexpected form for DW_AT_GNU_locviews"));
+                    // DW_FORM_sec_offset (relocated by the reader), or DW_FORM_data4/8 in
+                    // DWARF 2/3 (read raw: apply the relocation here).
+                    let off = match (attr.offset_value(), attr.form()) {
+                        (Some(o), _) => o as u64,
+                        (None, dw::DW_FORM_data4 | dw::DW_FORM_data8) => match inp.reloc_at(*at) {
+                            Some(rel) => self.ctx.reloc_target(inp, rel)?.off,
+                            None => attr.udata_value().unwrap_or(0),
+                        },
+                        _ => {
+                            return Err(inp.err(*at, "unexpected form for DW_AT_GNU_locviews"));
+                        }
                     };
                     let sec = self.list_section(*at, false)?;
-                    views = Some((*at, sec, off as u64));
+                    views = Some((*at, sec, off));
                 }
                 _ => {}
             }
