@@ -576,7 +576,7 @@ pub fn write_burnt(
             continue;
         }
         let align = h.align.max(1) as usize;
-        while out.len() % align != 0 {
+        while !out.len().is_multiple_of(align) {
             out.push(0);
         }
         let size = if h.sh_type == 8 {
@@ -587,7 +587,7 @@ pub fn write_burnt(
         placed.push((out.len() as u64, size));
         out.extend_from_slice(&contents[i]);
     }
-    while out.len() % 8 != 0 {
+    while !out.len().is_multiple_of(8) {
         out.push(0);
     }
     let shoff = out.len() as u64;
