@@ -264,7 +264,9 @@ fn relayout_unit(
             }
             let piece = match (grow.and_then(|g| g.get(&at)), attr.raw_value()) {
                 (Some(&new), _) => Piece::Uleb(new),
-                (None, AttributeValue::UnitRef(t)) => Piece::Ref(attr.form(), start + t.0 as u64),
+                (None, AttributeValue::UnitRef(t)) => {
+                    Piece::Ref(attr.form(), start.saturating_add(t.0 as u64))
+                }
                 _ => Piece::Copy,
             };
             match piece {
@@ -475,6 +477,24 @@ fn walk(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &mut Facts) -> Result<()> {
             let u = match unit {
                 Some(u) => u,
                 None => {
+                    // Split DWARF: lengths and list entries of this unit live in a .dwo file
+                    // that rewriting this object cannot reach.
+                    let split = matches!(
+                        header.type_(),
+                        gimli::UnitType::Skeleton(_) | gimli::UnitType::SplitCompilation(_)
+                    ) || attrs.iter().any(|(_, _, a)| {
+                        matches!(
+                            a.name(),
+                            dw::DW_AT_dwo_name | dw::DW_AT_GNU_dwo_name | dw::DW_AT_GNU_dwo_id
+                        )
+                    });
+                    if split {
+                        return Err(inp.err(
+                            die_at,
+                            "split DWARF unit: its .dwo file holds code offsets this rewrite \
+                             cannot reach",
+                        ));
+                    }
                     let u = unit_ctx(ctx, inp, &attrs, version, addr_size)?;
                     unit = Some(u);
                     u

@@ -295,7 +295,10 @@ impl Program<'_, '_> {
             RowOp::Special(adj) => u64::from(adj / self.h.line_range),
             _ => 0,
         };
-        let orig_adv = self.pending_adv + op_adv;
+        let orig_adv = self
+            .pending_adv
+            .checked_add(op_adv)
+            .ok_or_else(|| self.inp.err(a as u64, "address advance overflows"))?;
         let row = self.ctx.add(self.inp, a as u64, self.addr, orig_adv)?;
         let new = self.ctx.map(row);
         let new_adv = new.checked_sub(self.new).ok_or_else(|| {

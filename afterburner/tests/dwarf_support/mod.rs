@@ -1020,3 +1020,55 @@ pub fn section_names(obj: &[u8]) -> BTreeMap<usize, String> {
 pub fn locations(facts: &[Fact]) -> BTreeSet<Loc> {
     facts.iter().flat_map(|(_, l)| l.iter().copied()).collect()
 }
+
+/// Line rows of every program in `.debug_line`, walked unit by unit (no `.debug_info`
+/// needed), with the unit lengths.
+pub fn line_facts(obj: &[u8]) -> (Vec<Fact>, Vec<u64>) {
+    let secs = linked_sections(obj);
+    let data = secs
+        .values()
+        .find(|(n, _, _)| n == ".debug_line")
+        .map(|(_, d, _)| d.clone())
+        .unwrap_or_default();
+    let dl = gimli::DebugLine::new(&data, LittleEndian);
+    let mut facts = Vec::new();
+    let mut lengths = Vec::new();
+    let mut off = 0usize;
+    while off < data.len() {
+        let program = dl
+            .program(gimli::DebugLineOffset(off), 8, None, None)
+            .unwrap();
+        let h = program.header();
+        let len = h.unit_length() as u64;
+        let next = off + h.format().initial_length_size() as usize + len as usize;
+        lengths.push(len);
+        let mut rows = program.rows();
+        while let Some((_, row)) = rows.next_row().unwrap() {
+            facts.push((
+                format!(
+                    "row file={} line={:?} col={:?} stmt={} end={} disc={}",
+                    row.file_index(),
+                    row.line(),
+                    row.column(),
+                    row.is_stmt(),
+                    row.end_sequence(),
+                    row.discriminator()
+                ),
+                vec![loc(row.address())],
+            ));
+        }
+        off = next;
+    }
+    (facts, lengths)
+}
+
+/// Assembles `text` with GNU `as` (`flags`), returning the object.
+pub fn assemble(text: &str, flags: &[&str]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.s"), text).unwrap();
+    run(Command::new("as")
+        .args(flags)
+        .args(["-o", "t.o", "t.s"])
+        .current_dir(dir.path()));
+    std::fs::read(dir.path().join("t.o")).unwrap()
+}
