@@ -496,26 +496,8 @@ impl<'o, 'a> Burner<'o, 'a> {
                 dwarf_maps.insert(rs.index, m);
             }
         }
-        if !code_maps.is_empty() {
-            let stale: Vec<&str> = obj
-                .sections
-                .iter()
-                .enumerate()
-                .filter(|(i, s)| {
-                    (s.name == ".eh_frame" || s.name.starts_with(".debug_"))
-                        && !replaced.contains(i)
-                })
-                .map(|(_, s)| &*s.name)
-                .collect();
-            let mut stale = stale;
-            stale.dedup();
-            if !stale.is_empty() {
-                self.report.notes.push(format!(
-                    "DWARF/CFI not rewritten (left stale): {}",
-                    stale.join(", ")
-                ));
-            }
-        }
+        // Debug sections the DWARF module did not return needed no change: it refuses any
+        // debug section it cannot classify (dwarf::rewrite), so nothing is left stale silently.
 
         // Relocations.
         let refs = self.code_references();
