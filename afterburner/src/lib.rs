@@ -4,7 +4,9 @@
 //! Layout (decode, plan and write are separate rooms, as in objtool):
 //! * [`sensitive`]: which instructions are sensitive ([`sensitive::classify`]).
 //! * [`offset_map`]: the monotone original-to-new offset map of a section.
+//! * [`verify`]: `afterburner verify`, the independent check of a burnt object.
 #![forbid(unsafe_code)]
 
 pub mod offset_map;
 pub mod sensitive;
+pub mod verify;
