@@ -107,6 +107,8 @@ struct Ctx<'a> {
     /// Burnt (section, offset) ranges masked in the byte comparison (length fields).
     masked: HashSet<(usize, u64)>,
     expect_sites: bool,
+    /// Layout-derived sections skipped.
+    not_compared: Vec<String>,
 }
 
 fn fmt_insn(insn: &Instruction, bytes: &[u8]) -> String {
@@ -144,6 +146,7 @@ impl<'a> Ctx<'a> {
             unexamined: Vec::new(),
             masked: HashSet::new(),
             expect_sites: true,
+            not_compared: Vec::new(),
         }
     }
 
@@ -197,6 +200,12 @@ impl<'a> Ctx<'a> {
         self.altinstructions();
         for osec in 0..self.o.sections.len() {
             self.compare_data_section(osec);
+        }
+        if !self.not_compared.is_empty() {
+            self.report.notes.push(format!(
+                "not compared (derived from the code layout; see the addr2line oracle): {}",
+                self.not_compared.join(" ")
+            ));
         }
         self.resolve_relocs();
         self.extra_relocs();
@@ -399,6 +408,7 @@ impl<'a> Ctx<'a> {
         };
         let items = decode_items(&self.o, osec, None)?;
         self.report.stats.code_sections += 1;
+        self.report.stats.sections += 1;
         let osize = self.o.sections[osec].size;
         let bsize = self.b.sections[bsec].size;
         let in_alt = self.o.sections[osec].name == ALTINSTR_REPLACEMENT;
