@@ -109,6 +109,10 @@ struct Ctx<'a> {
     expect_sites: bool,
     /// Layout-derived sections skipped.
     not_compared: Vec<String>,
+    /// Original ranges whose map is unknown (a walk skipped them after a difference).
+    unreliable: Vec<(usize, u64, u64)>,
+    /// Checks skipped because they depend on an unreliable range.
+    suppressed: usize,
 }
 
 fn fmt_insn(insn: &Instruction, bytes: &[u8]) -> String {
@@ -147,6 +151,8 @@ impl<'a> Ctx<'a> {
             masked: HashSet::new(),
             expect_sites: true,
             not_compared: Vec::new(),
+            unreliable: Vec::new(),
+            suppressed: 0,
         }
     }
 
@@ -182,6 +188,16 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Whether original offset `x` of section `osec` lies where the map is unknown.
+    fn is_unreliable(&self, osec: usize, x: i64) -> bool {
+        let Ok(x) = u64::try_from(x) else {
+            return false;
+        };
+        self.unreliable
+            .iter()
+            .any(|&(s, a, e)| s == osec && x >= a && x < e)
+    }
+
     fn is_unexamined(&self, bsec: usize, q: u64) -> bool {
         self.unexamined
             .iter()
@@ -212,6 +228,12 @@ impl<'a> Ctx<'a> {
         self.symbols();
         self.groups();
         self.leftover_records();
+        if self.suppressed > 0 {
+            self.report.notes.push(format!(
+                "{} check(s) of targets, relocations or symbols skipped: they lie where a walk stopped after a difference",
+                self.suppressed
+            ));
+        }
         Ok(())
     }
 
@@ -505,11 +527,13 @@ impl<'a> Ctx<'a> {
             match self.resync(osec, bsec, &items, i, q) {
                 Some((j, bq)) => {
                     self.unexamined.push((bsec, q, bq));
+                    self.unreliable.push((osec, p, items[j].off));
                     i = j;
                     q = bq;
                 }
                 None => {
                     self.unexamined.push((bsec, q, bsize.max(q)));
+                    self.unreliable.push((osec, p, u64::MAX));
                     self.report.notes.push(format!(
                         "{}: walk stopped at original +{:#x} after a difference; the rest of the section was not examined",
                         self.o.sections[osec].name, p
@@ -541,6 +565,10 @@ impl<'a> Ctx<'a> {
         }
         map.finish(q);
         for t in targets {
+            if self.is_unreliable(osec, t.orig_target) {
+                self.suppressed += 1;
+                continue;
+            }
             let want = map.map_signed(t.orig_target);
             if want != t.burnt_target {
                 let mut d = self.diff_o(
@@ -890,7 +918,7 @@ impl<'a> Ctx<'a> {
         let offs: HashSet<u64> = srelocs.iter().map(|r| r.offset).collect();
         // struct alt_instr: s32 instr_offset; s32 repl_offset; (u16 cpuid | u32 ft_flags); u8 instrlen; u8 replacementlen.
         let stride = [14u64, 12].into_iter().find(|&st| {
-            ssize % st == 0
+            ssize.checked_rem(st) == Some(0)
                 && (0..ssize / st).all(|k| offs.contains(&(k * st)) && offs.contains(&(k * st + 4)))
         });
         let Some(stride) = stride else {
@@ -927,6 +955,14 @@ impl<'a> Ctx<'a> {
                     ok = false;
                     break;
                 };
+                let end = i64::try_from(start + len).unwrap_or(i64::MAX);
+                if self.is_unreliable(x, end - i64::try_from(len).unwrap_or(0))
+                    || self.is_unreliable(x, end)
+                {
+                    self.masked.insert((bsec, len_off));
+                    ok = false;
+                    break;
+                }
                 let m = &self.maps[x];
                 lens[f] = len;
                 new_lens[f] = m.map(start + len) - m.map(start);
@@ -1107,6 +1143,17 @@ impl<'a> Ctx<'a> {
         format!("{} {name}{a}", reloc_name(r.r_type))
     }
 
+    /// Whether the original place a relocation designates lies where the map is unknown.
+    fn reloc_target_unreliable(&self, r: &Reloc, bias: i64) -> bool {
+        let s = &self.o.symbols[r.sym];
+        let Place::Section(x) = s.place else {
+            return false;
+        };
+        let v = i64::try_from(s.value).unwrap_or(i64::MAX);
+        self.is_unreliable(x, v)
+            || self.is_unreliable(x, v.saturating_add(r.addend).saturating_add(bias))
+    }
+
     fn designation_orig(&self, r: &Reloc, bias: i64) -> Designation {
         let s = &self.o.symbols[r.sym];
         let direct = reloc_info(r.r_type).is_none_or(|i| i.direct);
@@ -1214,6 +1261,10 @@ impl<'a> Ctx<'a> {
             };
             self.consumed[pr.bsec][k] = true;
             let br = brs[k];
+            if self.reloc_target_unreliable(&or, pr.obias) {
+                self.suppressed += 1;
+                continue;
+            }
             let want = self.designation_orig(&or, pr.obias);
             let got = self.designation_burnt(&br, pr.bbias, want.name.is_some());
             let mut problems = Vec::new();
@@ -1312,6 +1363,14 @@ impl<'a> Ctx<'a> {
                     s.st_type, s.bind, s.other, t.st_type, t.bind, t.other
                 ));
             }
+            if let Place::Section(x) = s.place {
+                let v = i64::try_from(s.value).unwrap_or(i64::MAX);
+                let e = i64::try_from(s.value.saturating_add(s.size)).unwrap_or(i64::MAX);
+                if self.is_unreliable(x, v) || self.is_unreliable(x, e) {
+                    self.suppressed += 1;
+                    continue;
+                }
+            }
             let (want_place, want_value, want_size) = match s.place {
                 Place::Section(x) => {
                     let m = &self.maps[x];
@@ -1358,17 +1417,17 @@ impl<'a> Ctx<'a> {
                 self.push(d);
             }
         }
-        for j in 1..self.b.symbols.len() {
-            let t = &self.b.symbols[j];
-            if matched[j] || t.is_section() {
-                continue;
-            }
+        let added: Vec<String> = (1..self.b.symbols.len())
+            .filter(|&j| !matched[j] && !self.b.symbols[j].is_section())
+            .map(|j| self.b.symbols[j].name.clone())
+            .collect();
+        for name in added {
             let d = Difference {
                 section: "symbols".into(),
                 orig_offset: None,
                 burnt_offset: None,
                 place: None,
-                what: format!("symbol {:?} added by the burner", t.name),
+                what: format!("symbol {name:?} added by the burner"),
                 original: None,
                 burnt: None,
             };
