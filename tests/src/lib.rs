@@ -1,1 +1,3 @@
-//! End-to-end tests live in tests/tests/.
+//! End-to-end tests live in tests/tests/; [`oracle`] judges burnt objects with GNU binutils.
+
+pub mod oracle;
