@@ -27,8 +27,11 @@
 //! keeps the section's alignment with a `.p2align` at offset 0), so the output has the layout
 //! the object-level burner produces and must pass the strict verifier.
 //!
-//! Sites in `.altinstr_replacement` are recorded with `FLAG_ALTINSTR | FLAG_UNPADDED` and not
-//! padded (the replacement length is fixed by the `.altinstructions` entry).
+//! Sites in `.altinstr_replacement` are padded like any other and recorded with
+//! `FLAG_ALTINSTR`, as the burner does; `as` recomputes `.altinstructions` lengths written as
+//! label differences, and Linux's ALTERNATIVE macros grow the original region with their
+//! `.skip ..., 0x90` when the padded replacement outgrows it. (Hand-written alternatives
+//! without such a `.skip` are reported by the verifier when the replacement no longer fits.)
 //!
 //! TODO (not handled yet; each is refused with an error naming the line unless noted):
 //! * `.macro`/`.rept`/`.irp`/`.irpc` bodies and `.include` (a label per statement would be
@@ -46,9 +49,7 @@
 use crate::verify::decode::{decode_items, sites};
 use crate::verify::elf::{Object, Place};
 use crate::verify::ExpectedSite;
-use annotations::{
-    nop, site_len, Operands, SensitiveKind, FLAG_ALTINSTR, FLAG_UNPADDED, NOANNOTATE_SECTION_NAME,
-};
+use annotations::{nop, site_len, Operands, SensitiveKind, FLAG_ALTINSTR, NOANNOTATE_SECTION_NAME};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
@@ -620,11 +621,12 @@ pub fn pad(source: &str, opts: &Options) -> Result<Padded, PadError> {
                             s.name
                         ),
                     })?;
-            let (flags, len) = if in_alt {
-                (site.flags | FLAG_ALTINSTR | FLAG_UNPADDED, site.insn_len)
+            let flags = if in_alt {
+                site.flags | FLAG_ALTINSTR
             } else {
-                (site.flags, site_len(site.kind, site.insn_len))
+                site.flags
             };
+            let len = site_len(site.kind, site.insn_len);
             let pad = usize::from(len - site.insn_len);
             if pad > 0 {
                 if k1_end != end {

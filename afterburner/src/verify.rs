@@ -36,6 +36,7 @@ mod check;
 pub(crate) mod decode;
 pub(crate) mod elf;
 pub mod map;
+mod special;
 
 use annotations::{Operands, SensitiveKind, FLAG_PAIR};
 use iced_x86::Instruction;
@@ -120,6 +121,8 @@ pub struct Stats {
     pub symbols: usize,
     /// NOP runs whose length changed (only with [`Options::realign`]).
     pub realigned_runs: usize,
+    /// Alternative regions grown with NOP padding so that their replacement still fits.
+    pub alt_growth: usize,
 }
 
 /// The verdict.
@@ -167,6 +170,9 @@ impl Report {
             "checked: {} sections ({} code), {} instructions, {} sites ({} records), {} relocations, {} symbols",
             s.sections, s.code_sections, s.instructions, s.sites, s.records, s.relocations, s.symbols
         ));
+        if s.alt_growth > 0 {
+            out.push_str(&format!(", {} alternative regions grown", s.alt_growth));
+        }
         if s.realigned_runs > 0 {
             out.push_str(&format!(", {} NOP runs realigned", s.realigned_runs));
         }

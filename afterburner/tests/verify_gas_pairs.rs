@@ -6,7 +6,7 @@
 
 use afterburner::asm_pad::{self, Assembler, Layout, Padded};
 use afterburner::verify::{self, Difference, Options, Report};
-use annotations::{SensitiveKind, FLAG_ALTINSTR, FLAG_PAIR, FLAG_UNPADDED};
+use annotations::{SensitiveKind, FLAG_ALTINSTR, FLAG_PAIR};
 use object::read::elf::{ElfFile64, SectionHeader as _};
 use object::{Object as _, ObjectSection as _};
 use std::path::{Path, PathBuf};
@@ -168,7 +168,7 @@ fn padder_finds_the_tricky_sites() {
     let ins = sites.iter().find(|s| s.kind == SensitiveKind::Ins).unwrap();
     assert_eq!(ins.insn_len, 2);
     assert!(ins.operands.is_rep());
-    // clac written as `.byte` in .text, and clac in .altinstr_replacement (unpadded).
+    // clac written as `.byte` in .text, and clac in .altinstr_replacement (padded, ALTINSTR).
     let clacs: Vec<_> = sites
         .iter()
         .filter(|s| s.kind == SensitiveKind::Clac)
@@ -178,8 +178,8 @@ fn padder_finds_the_tricky_sites() {
         .iter()
         .any(|s| s.section == ".text" && s.site_len == 8 && s.flags == 0));
     assert!(clacs.iter().any(|s| s.section == ".altinstr_replacement"
-        && s.site_len == 3
-        && s.flags == FLAG_ALTINSTR | FLAG_UNPADDED));
+        && s.site_len == 8
+        && s.flags == FLAG_ALTINSTR));
     // A site in .text.unlikely.
     assert!(sites
         .iter()
@@ -451,6 +451,79 @@ fn padding_outside_a_site_is_reported() {
     let r = check(&p, false);
     expect_diff(&r, "stray nop", |d| {
         place_is(d, ".text", "entry") && d.burnt.as_deref().is_some_and(|b| b.contains("nop"))
+    });
+}
+
+// ---- kernel tables: alternatives growth, jump labels, ORC ----------------------------------
+
+fn special_s() -> String {
+    std::fs::read_to_string(input("special.s")).unwrap()
+}
+
+/// What an ORC- and jump-label-aware producer (objtool, the burner) would do with the padded
+/// text: the 2-byte jump label becomes the kernel's 5-byte NOP, and the ORC entry after the
+/// pushf site designates the end of the instruction, before its padding.
+fn kernel_aware(t: &str) -> String {
+    let t = t.replacen(
+        ".byte\t0x66, 0x90\t\t# jump label",
+        ".byte\t0x0f, 0x1f, 0x44, 0x00, 0x00",
+        1,
+    );
+    let t: Vec<String> = t
+        .lines()
+        .map(|l| {
+            if l.contains("# orc site") {
+                l.replacen("pushfq;", "pushfq; 3:", 1)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    t.join("\n").replacen("3:\tpop\t%rax", "\tpop\t%rax", 1) + "\n"
+}
+
+#[test]
+fn alternative_region_growth_jump_labels_and_orc() {
+    // As padded by text alone: the jump label is out of rel8 reach, the ORC entry is after the
+    // padding. The alternative's original region grew through its `.skip` (0x90 bytes).
+    let p = pair(&special_s(), Layout::Preserve);
+    let r = check(&p, false);
+    expect_diff(&r, "jump label", |d| {
+        place_is(d, ".text", "jl_user") && d.what.contains("can no longer reach its target")
+    });
+    expect_diff(&r, "orc", |d| {
+        d.section == ".orc_unwind_ip" && d.orig_offset == Some(4)
+    });
+    assert_eq!(r.differences.len(), 2, "{}", r.render(10));
+    assert_eq!(r.stats.alt_growth, 1);
+    // Kernel-aware output passes.
+    let good = pair_edited(&special_s(), Layout::Preserve, kernel_aware);
+    let r = check(&good, false);
+    assert!(r.is_ok(), "{}", r.render(10));
+    assert_eq!(r.stats.alt_growth, 1);
+    let alt = section_bytes(&good.burnt, ".altinstructions");
+    assert_eq!(
+        (alt[12], alt[13]),
+        (16 + 1, 16 + 1),
+        "region grown to the padded pushfq; pop"
+    );
+    // A jump label widened to some other 5 bytes.
+    let bad = pair_edited(&special_s(), Layout::Preserve, |t| {
+        kernel_aware(t).replacen(
+            "0x0f, 0x1f, 0x44, 0x00, 0x00",
+            "0x0f, 0x1f, 0x40, 0x00, 0x90",
+            1,
+        )
+    });
+    expect_diff(&check(&bad, false), "bad NOP5", |d| {
+        place_is(d, ".text", "jl_user") && d.what.contains("jump-label NOP")
+    });
+    // Growth bytes that are not NOPs: alt_macro starts .text; cli site (8), the .skip's
+    // original 0x90, then the growth.
+    let bad = pair_edited(&special_s(), Layout::Preserve, kernel_aware);
+    patch(&bad.burnt, ".text", 12, &[0xcc]);
+    expect_diff(&check(&bad, false), "bad growth", |d| {
+        place_is(d, ".text", "alt_macro") && d.what.contains("must grow by 8 bytes")
     });
 }
 

@@ -13,6 +13,7 @@ use super::decode::{
 };
 use super::elf::{reloc_info, reloc_name, Object, Place, Reloc, Section};
 use super::map::SectionMap;
+use super::special::{alt_entries, jump_entries, AltEntry, ALTINSTRUCTIONS, NOP2, NOP5, ORC_IP};
 use super::{site_at, Difference, Error, ExpectedSite, Options, Report};
 use annotations::{
     nop, site_len, SiteRecord, Sites, FLAG_ALTINSTR, FLAG_UNPADDED, NOANNOTATE_SECTION_NAME,
@@ -24,8 +25,6 @@ use std::collections::{HashMap, HashSet};
 
 /// Name of the section of alternative replacement code (Linux).
 const ALTINSTR_REPLACEMENT: &str = ".altinstr_replacement";
-/// Name of the alternatives table (Linux).
-const ALTINSTRUCTIONS: &str = ".altinstructions";
 
 pub(super) fn verify(o: (&str, &[u8]), b: (&str, &[u8]), opts: &Options) -> Result<Report, Error> {
     let orig = Object::parse(o.0, o.1)?;
@@ -113,6 +112,17 @@ struct Ctx<'a> {
     unreliable: Vec<(usize, u64, u64)>,
     /// Checks skipped because they depend on an unreliable range.
     suppressed: usize,
+    /// `.altinstructions` entries of the original (empty when absent or not recognised).
+    alts: Vec<AltEntry>,
+    /// Original (section, region end) -> indices into `alts`.
+    alt_ends: HashMap<(usize, u64), Vec<usize>>,
+    /// `__jump_table` code sites of the original -> their targets.
+    jump_sites: HashMap<(usize, u64), (usize, u64)>,
+    /// Original (section, boundary) -> burnt offset right after the previous instruction, where
+    /// bytes were inserted at the boundary (site padding, alternative growth, realignment).
+    before: HashMap<(usize, u64), u64>,
+    /// Sections walked so far.
+    walked: Vec<bool>,
 }
 
 fn fmt_insn(insn: &Instruction, bytes: &[u8]) -> String {
@@ -153,6 +163,11 @@ impl<'a> Ctx<'a> {
             not_compared: Vec::new(),
             unreliable: Vec::new(),
             suppressed: 0,
+            alts: Vec::new(),
+            alt_ends: HashMap::new(),
+            jump_sites: HashMap::new(),
+            before: HashMap::new(),
+            walked: vec![false; 0],
         }
     }
 
@@ -207,10 +222,16 @@ impl<'a> Ctx<'a> {
     fn run(&mut self) -> Result<(), Error> {
         self.match_sections()?;
         self.read_records();
-        for osec in 0..self.o.sections.len() {
+        self.read_special();
+        self.walked = vec![false; self.o.sections.len()];
+        // Replacement code first: the growth of original alternative regions depends on it.
+        let mut order: Vec<usize> = (0..self.o.sections.len()).collect();
+        order.sort_by_key(|&i| self.o.sections[i].name != ALTINSTR_REPLACEMENT);
+        for osec in order {
             let s = &self.o.sections[osec];
             if s.is_exec() && s.sh_type != E::SHT_NOBITS.0 && self.fwd[osec].is_some() {
                 self.walk_code(osec)?;
+                self.walked[osec] = true;
             }
         }
         self.altinstructions();
@@ -410,6 +431,79 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    fn read_special(&mut self) {
+        match alt_entries(&self.o) {
+            None => {}
+            Some(Err(why)) => self
+                .report
+                .notes
+                .push(format!("{ALTINSTRUCTIONS}: {why}; compared as bytes")),
+            Some(Ok((_, alts))) => {
+                for (k, a) in alts.iter().enumerate() {
+                    self.alt_ends
+                        .entry((a.orig.0, a.orig.1 + a.orig_len))
+                        .or_default()
+                        .push(k);
+                }
+                self.alts = alts;
+            }
+        }
+        for e in jump_entries(&self.o) {
+            self.jump_sites.insert(e.code, e.target);
+        }
+    }
+
+    /// At original boundary `p` (burnt `q`), the NOP padding by which alternative regions
+    /// ending here must grow so that their replacements still fit; checks it and returns its
+    /// length.
+    fn alt_growth(&mut self, osec: usize, bsec: usize, p: u64, q: u64, map: &SectionMap) -> u64 {
+        let Some(ids) = self.alt_ends.get(&(osec, p)) else {
+            return 0;
+        };
+        let mut need = 0u64;
+        let mut why = String::new();
+        for &id in ids {
+            let a = self.alts[id];
+            let (rs, ro) = a.repl;
+            if !self.walked.get(rs).copied().unwrap_or(false) || rs == osec {
+                continue;
+            }
+            let rm = &self.maps[rs];
+            let rl = rm.map(ro + a.repl_len) - rm.map(ro);
+            let ol = q.saturating_sub(map.map(a.orig.1));
+            if rl > ol && rl - ol > need {
+                need = rl - ol;
+                why = format!(
+                    "{ALTINSTRUCTIONS}+{:#x}: replacement is now {rl} bytes, the region {ol}",
+                    a.entry
+                );
+            }
+        }
+        if need == 0 {
+            return 0;
+        }
+        let bdata: &'a [u8] = self.b.sections[bsec].data;
+        let bytes = slice(bdata, q, need);
+        // NOP padding as the burner writes it, or 0x90 as Linux's ALTERNATIVE `.skip` writes it.
+        if bytes.len() as u64 == need
+            && (nop::is_padding(bytes) || bytes.iter().all(|&b| b == 0x90))
+        {
+            self.report.stats.alt_growth += 1;
+            return need;
+        }
+        let mut d = self.diff_o(
+            osec,
+            Some(p),
+            Some(q),
+            format!(
+                "alternative region ends here and must grow by {need} bytes of NOP padding ({why})"
+            ),
+        );
+        d.burnt = Some(hex(slice(bdata, q, need.min(16))));
+        self.push(d);
+        0
+    }
+
     // ---- pass 3: code ----------------------------------------------------------------------
 
     /// Next burnt offset after the maximal NOP run at `q`.
@@ -438,8 +532,12 @@ impl<'a> Ctx<'a> {
         let mut targets: Vec<PendingTarget> = Vec::new();
         let mut q = 0u64;
         let mut i = 0usize;
+        // Burnt offset right after the previous original item's bytes.
+        let mut prev_end = 0u64;
+        let mut reach: Vec<(u64, u64, (usize, u64))> = Vec::new();
         while i < items.len() {
             let p = items[i].off;
+            q += self.alt_growth(osec, bsec, p, q, &map);
             if self.opts.realign {
                 if items[i].is_nop() {
                     let mut j = i;
@@ -464,11 +562,15 @@ impl<'a> Ctx<'a> {
                 }
             }
             map.push(p, q);
+            if q != prev_end {
+                self.before.insert((osec, p), prev_end);
+            }
             let ok = match &items[i].kind {
                 ItemKind::Data { len } => {
                     let len = *len;
                     let good = self.compare_range(osec, bsec, p, q, len, true);
                     q += len;
+                    prev_end = q;
                     i += 1;
                     good
                 }
@@ -486,7 +588,11 @@ impl<'a> Ctx<'a> {
                     match site {
                         None => match self.match_insn(osec, bsec, &items[i], q, &mut targets) {
                             Some(blen) => {
+                                if blen == 2 && self.jump_sites.contains_key(&(osec, p)) {
+                                    reach.push((p, q, self.jump_sites[&(osec, p)]));
+                                }
                                 q += blen;
+                                prev_end = q;
                                 i += 1;
                                 true
                             }
@@ -511,6 +617,7 @@ impl<'a> Ctx<'a> {
                             if good {
                                 let pad = self.check_site(osec, bsec, p, q, qq, &site, in_alt);
                                 self.report.stats.instructions += site.count - 1;
+                                prev_end = qq;
                                 q = qq + pad;
                                 i += site.count;
                             }
@@ -544,8 +651,12 @@ impl<'a> Ctx<'a> {
             }
         }
         if i >= items.len() {
+            q += self.alt_growth(osec, bsec, osize, q, &map);
             if self.opts.realign {
                 q = self.skip_burnt_nops(bsec, q);
+            }
+            if q != prev_end {
+                self.before.insert((osec, osize), prev_end);
             }
             if q != bsize {
                 let what = if q < bsize {
@@ -564,6 +675,23 @@ impl<'a> Ctx<'a> {
             }
         }
         map.finish(q);
+        for (p, q, (tsec, toff)) in reach {
+            // A 2-byte jump-label site is patched to `jmp rel8` by the kernel.
+            let t = i64::try_from(map.map(toff)).unwrap_or(i64::MAX);
+            let disp = t - i64::try_from(q + 2).unwrap_or(0);
+            if tsec == osec
+                && !self.is_unreliable(osec, i64::try_from(toff).unwrap_or(0))
+                && !(-128..=127).contains(&disp)
+            {
+                let d = self.diff_o(
+                    osec,
+                    Some(p),
+                    Some(q),
+                    format!("2-byte jump-label site can no longer reach its target +{t:#x} with rel8 (displacement {disp})"),
+                );
+                self.push(d);
+            }
+        }
         for t in targets {
             if self.is_unreliable(osec, t.orig_target) {
                 self.suppressed += 1;
@@ -668,6 +796,17 @@ impl<'a> Ctx<'a> {
             this.push(d);
         };
 
+        // A disabled 2-byte jump label may become the kernel's 5-byte NOP.
+        if obytes == NOP2 && bbytes != NOP2 && self.jump_sites.contains_key(&(osec, p)) {
+            if slice(bdata, q, 5) == NOP5 {
+                return Some(5);
+            }
+            fail(
+                self,
+                "2-byte jump-label NOP must stay `66 90` or become `0f 1f 44 00 00`".into(),
+            );
+            return None;
+        }
         let branch = is_near_branch(oi);
         let branch_relocated = branch && relocs.iter().any(|r| r.field == Field::Imm);
         if branch && !branch_relocated {
@@ -911,62 +1050,30 @@ impl<'a> Ctx<'a> {
             return;
         };
         let Some(bsec) = self.fwd[osec] else { return };
-        let sdata: &'a [u8] = self.o.sections[osec].data;
-        let ssize = self.o.sections[osec].size;
-        let srelocs = self.o.sections[osec].relocs.clone();
         let bdata: &'a [u8] = self.b.sections[bsec].data;
-        let offs: HashSet<u64> = srelocs.iter().map(|r| r.offset).collect();
-        // struct alt_instr: s32 instr_offset; s32 repl_offset; (u16 cpuid | u32 ft_flags); u8 instrlen; u8 replacementlen.
-        let stride = [14u64, 12].into_iter().find(|&st| {
-            ssize.checked_rem(st) == Some(0)
-                && (0..ssize / st).all(|k| offs.contains(&(k * st)) && offs.contains(&(k * st + 4)))
-        });
-        let Some(stride) = stride else {
-            self.report.notes.push(format!(
-                "{ALTINSTRUCTIONS}: entry layout not recognised; length fields compared as bytes"
-            ));
-            return;
-        };
-        for k in 0..ssize / stride {
-            let base = k * stride;
-            let mut lens = [0u64; 2];
+        let alts = self.alts.clone();
+        // The length bytes are checked here, never as plain bytes.
+        for a in &alts {
+            self.masked.insert((bsec, a.len_off));
+            self.masked.insert((bsec, a.len_off + 1));
+        }
+        for (k, a) in alts.iter().enumerate() {
             let mut new_lens = [0u64; 2];
             let mut ok = true;
-            for (f, at) in [(0usize, base), (1, base + 4)] {
-                let len_off = base + stride - 2 + f as u64;
-                let len = u64::from(slice(sdata, len_off, 1).first().copied().unwrap_or(0));
-                let Some(r) = srelocs.iter().find(|r| r.offset == at) else {
+            for (f, ((x, start), len)) in [(a.orig, a.orig_len), (a.repl, a.repl_len)]
+                .into_iter()
+                .enumerate()
+            {
+                let s = i64::try_from(start).unwrap_or(i64::MAX);
+                let e = i64::try_from(start + len).unwrap_or(i64::MAX);
+                if self.is_unreliable(x, s) || self.is_unreliable(x, e) {
+                    self.suppressed += 1;
                     ok = false;
-                    break;
-                };
-                let sym = &self.o.symbols[r.sym];
-                let Place::Section(x) = sym.place else {
-                    ok = false;
-                    break;
-                };
-                let Some(start) = i64::try_from(sym.value)
-                    .ok()
-                    .and_then(|v| v.checked_add(r.addend))
-                else {
-                    ok = false;
-                    break;
-                };
-                let Ok(start) = u64::try_from(start) else {
-                    ok = false;
-                    break;
-                };
-                let end = i64::try_from(start + len).unwrap_or(i64::MAX);
-                if self.is_unreliable(x, end - i64::try_from(len).unwrap_or(0))
-                    || self.is_unreliable(x, end)
-                {
-                    self.masked.insert((bsec, len_off));
-                    ok = false;
-                    break;
+                    continue;
                 }
                 let m = &self.maps[x];
-                lens[f] = len;
                 new_lens[f] = m.map(start + len) - m.map(start);
-                self.masked.insert((bsec, len_off));
+                let len_off = a.len_off + f as u64;
                 let got = u64::from(slice(bdata, len_off, 1).first().copied().unwrap_or(0));
                 if got != new_lens[f] {
                     let name = if f == 0 { "instrlen" } else { "replacementlen" };
@@ -982,11 +1089,14 @@ impl<'a> Ctx<'a> {
                     self.push(d);
                 }
             }
-            if ok && lens[1] <= lens[0] && new_lens[1] > new_lens[0] {
+            if !ok {
+                continue;
+            }
+            if a.repl_len <= a.orig_len && new_lens[1] > new_lens[0] {
                 let d = self.diff_o(
                     osec,
-                    Some(base),
-                    Some(base),
+                    Some(a.entry),
+                    Some(a.entry),
                     format!(
                         "entry {k}: replacement ({}) no longer fits the original ({})",
                         new_lens[1], new_lens[0]
@@ -997,8 +1107,8 @@ impl<'a> Ctx<'a> {
             if new_lens.iter().any(|&l| l > 255) {
                 let d = self.diff_o(
                     osec,
-                    Some(base),
-                    Some(base),
+                    Some(a.entry),
+                    Some(a.entry),
                     format!("entry {k}: a mapped length exceeds 255"),
                 );
                 self.push(d);
@@ -1154,7 +1264,9 @@ impl<'a> Ctx<'a> {
             || self.is_unreliable(x, v.saturating_add(r.addend).saturating_add(bias))
     }
 
-    fn designation_orig(&self, r: &Reloc, bias: i64) -> Designation {
+    /// What original relocation `r` must designate in the burnt object. `orc`: the relocation
+    /// is an `.orc_unwind_ip` entry, which designates the place before bytes inserted there.
+    fn designation_orig(&self, r: &Reloc, bias: i64, orc: bool) -> Designation {
         let s = &self.o.symbols[r.sym];
         let direct = reloc_info(r.r_type).is_none_or(|i| i.direct);
         let global = !s.is_local();
@@ -1172,8 +1284,13 @@ impl<'a> Ctx<'a> {
                 let v = i64::try_from(s.value).unwrap_or(i64::MAX);
                 if direct {
                     let t = v.saturating_add(r.addend).saturating_add(bias);
+                    let before = u64::try_from(t).ok().and_then(|t| self.before.get(&(x, t)));
+                    let mapped = match before {
+                        Some(&b) if orc => i64::try_from(b).unwrap_or(i64::MAX),
+                        _ => m.map_signed(t),
+                    };
                     Designation {
-                        place: Some((bx, m.map_signed(t))),
+                        place: Some((bx, mapped)),
                         name,
                         adj: None,
                     }
@@ -1265,7 +1382,8 @@ impl<'a> Ctx<'a> {
                 self.suppressed += 1;
                 continue;
             }
-            let want = self.designation_orig(&or, pr.obias);
+            let orc = self.o.sections[pr.osec].name == ORC_IP;
+            let want = self.designation_orig(&or, pr.obias, orc);
             let got = self.designation_burnt(&br, pr.bbias, want.name.is_some());
             let mut problems = Vec::new();
             if br.r_type != or.r_type {
