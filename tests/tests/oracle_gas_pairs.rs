@@ -247,6 +247,54 @@ fn addr2line_oracle_accepts_good_pairs_and_catches_moved_lines() {
 }
 
 #[test]
+fn cfi_oracle_accepts_good_pairs_and_catches_wrong_rows() {
+    let src = kernelish_s(&[]);
+    assert!(
+        src.contains(".cfi_def_cfa_offset 16"),
+        "gcc emits CFI by default"
+    );
+    for layout in [Layout::Preserve, Layout::Realign] {
+        let p = pair(&src, layout);
+        let opts = Options {
+            realign: layout == Layout::Realign,
+        };
+        let n = oracle::cfi_equivalent_with(&p.orig, &p.burnt, &opts)
+            .unwrap_or_else(|d| panic!("{layout:?}:\n{}", oracle::render(&d, 10)));
+        assert!(n >= 10, "only {n} CFI rows");
+    }
+    // A burnt object whose unwind table says something else for one push.
+    let b = pair_edited(&src, Layout::Preserve, |t| {
+        t.replacen(".cfi_def_cfa_offset 16", ".cfi_def_cfa_offset 32", 1)
+    });
+    expect_caught(
+        oracle::cfi_equivalent(&b.orig, &b.burnt).map(|_| ()),
+        "wrong CFA",
+        |d| d.what.contains("row") && d.burnt.as_deref().is_some_and(|x| x.contains("rsp+32")),
+    );
+    // One where a CFA change happens an instruction late.
+    let late = pair_edited(&src, Layout::Preserve, |t| {
+        let lines: Vec<&str> = t.lines().collect();
+        let i = lines
+            .iter()
+            .position(|l| l.contains(".cfi_def_cfa_offset 16"))
+            .unwrap();
+        let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        // Move the directive below the next instruction line.
+        let j = (i + 1..out.len())
+            .find(|&j| out[j].starts_with('\t') && !out[j].trim_start().starts_with('.'))
+            .unwrap();
+        let d = out.remove(i);
+        out.insert(j, d);
+        out.join("\n") + "\n"
+    });
+    expect_caught(
+        oracle::cfi_equivalent(&late.orig, &late.burnt).map(|_| ()),
+        "late CFA",
+        |d| d.what.contains("row"),
+    );
+}
+
+#[test]
 fn oracles_report_tool_failures() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.o");

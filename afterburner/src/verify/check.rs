@@ -240,7 +240,7 @@ impl<'a> Ctx<'a> {
         }
         if !self.not_compared.is_empty() {
             self.report.notes.push(format!(
-                "not compared (derived from the code layout; see the addr2line oracle): {}",
+                "not compared (derived from the code layout; see the GNU-tool oracles): {}",
                 self.not_compared.join(" ")
             ));
         }
@@ -1137,10 +1137,7 @@ impl<'a> Ctx<'a> {
             return;
         }
         if layout_derived(&s.name) {
-            self.report.notes.push(format!(
-                "{}: derived from the code layout; not compared",
-                s.name
-            ));
+            self.not_compared.push(s.name.clone());
             return;
         }
         self.report.stats.sections += 1;

@@ -8,15 +8,23 @@
 //!   annotated sites are dropped; branch and RIP-relative targets compared as instruction
 //!   indices, relocations as type + symbol + target (into code: as an instruction index);
 //! * [`addr2line_equivalent`]: every kept instruction start gives the same function/inline
-//!   chain and file:line in both objects.
+//!   chain and file:line in both objects;
+//! * [`cfi_equivalent`]: `readelf -wF`'s interpreted `.eh_frame` rows (CFA and register rules)
+//!   are the same per FDE, with addresses compared as instruction indices.
 //!
-//! Both return `Err(Vec<Diff>)` naming the first differences (a failing tool is a `Diff` too).
+//! Each returns `Err(Vec<Diff>)` naming the differences (a failing tool is a `Diff` too).
+//! With [`Options::realign`] every NOP outside sites is dropped as well: use it for objects
+//! whose alignment `as` recomputed, and for burner output of kernel objects, where
+//! alternative regions may grow by NOPs and 2-byte jump-label NOPs may become 5-byte NOPs
+//! (the verifier checks those rules strictly).
 
 mod addr2line;
+mod cfi;
 mod elfinfo;
 mod objdump;
 
 pub use addr2line::{addr2line_equivalent, addr2line_equivalent_with};
+pub use cfi::{cfi_equivalent, cfi_equivalent_with};
 pub use objdump::{objdump_equivalent, objdump_equivalent_with};
 
 use std::fmt;

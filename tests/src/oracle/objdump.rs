@@ -118,7 +118,7 @@ pub(crate) struct Prepared {
 }
 
 /// The kept-instruction index designation of address `x` in code section `sec`.
-fn at(p: &Prepared, sec: usize, x: i64) -> String {
+pub(crate) fn at(p: &Prepared, sec: usize, x: i64) -> String {
     let name = p
         .info
         .section(sec)
