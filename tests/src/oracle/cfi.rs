@@ -29,10 +29,13 @@ fn hex(s: &str) -> Option<u64> {
 }
 
 /// Parses `readelf -wF`: FDEs, and the initial rows of CIEs (for FDEs without rows).
-fn frames(path: &Path) -> Result<(Vec<Fde>, BTreeMap<u64, Vec<String>>), ToolError> {
+/// CIE offset -> its initial rows.
+type Cies = BTreeMap<u64, Vec<String>>;
+
+fn frames(path: &Path) -> Result<(Vec<Fde>, Cies), ToolError> {
     let out = run("readelf", &["-wF".as_ref(), os(path)], None)?;
     let mut fdes = Vec::new();
-    let mut cies: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    let mut cies = Cies::new();
     enum Cur {
         None,
         Cie(u64),
