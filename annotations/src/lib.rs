@@ -236,7 +236,10 @@ impl core::fmt::Display for SensitiveKind {
 impl SensitiveKind {
     /// The kind with this name (as returned by [`SensitiveKind::name`]).
     pub fn from_name(name: &str) -> Option<SensitiveKind> {
-        SensitiveKind::ALL.iter().copied().find(|k| k.name() == name)
+        SensitiveKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == name)
     }
 }
 
@@ -394,10 +397,16 @@ impl core::fmt::Display for FormatError {
                 write!(f, "offset {offset:#x}: expected a header record")
             }
             FormatError::UnsupportedVersion { offset, version } => {
-                write!(f, "offset {offset:#x}: unsupported format version {version}")
+                write!(
+                    f,
+                    "offset {offset:#x}: unsupported format version {version}"
+                )
             }
             FormatError::Truncated { offset, count } => {
-                write!(f, "offset {offset:#x}: header announces {count} records past the end")
+                write!(
+                    f,
+                    "offset {offset:#x}: header announces {count} records past the end"
+                )
             }
             FormatError::UnknownKind { offset, kind } => {
                 write!(f, "offset {offset:#x}: unknown site kind {kind}")
@@ -442,7 +451,10 @@ impl Header {
         if version != VERSION || usize::from(u16_at(rec, 14)) != RECORD_SIZE {
             return Err(FormatError::UnsupportedVersion { offset, version });
         }
-        Ok(Header { count: u32_at(rec, 8), version })
+        Ok(Header {
+            count: u32_at(rec, 8),
+            version,
+        })
     }
 }
 
@@ -464,8 +476,10 @@ impl SiteRecord {
     /// Parses and validates a site record; `offset` is only used in errors.
     pub fn parse(rec: &[u8; RECORD_SIZE], offset: usize) -> Result<SiteRecord, FormatError> {
         let raw_kind = u16_at(rec, 6);
-        let kind =
-            SensitiveKind::from_u16(raw_kind).ok_or(FormatError::UnknownKind { offset, kind: raw_kind })?;
+        let kind = SensitiveKind::from_u16(raw_kind).ok_or(FormatError::UnknownKind {
+            offset,
+            kind: raw_kind,
+        })?;
         let r = SiteRecord {
             site: i32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]),
             insn_len: rec[4],
@@ -501,7 +515,9 @@ impl SiteRecord {
 
 fn record_at(bytes: &[u8], offset: usize) -> &[u8; RECORD_SIZE] {
     // Callers check bounds first; a failed conversion here would be a bug in this module.
-    bytes[offset..offset + RECORD_SIZE].try_into().expect("record in bounds")
+    bytes[offset..offset + RECORD_SIZE]
+        .try_into()
+        .expect("record in bounds")
 }
 
 /// One chunk of a section: a header and the byte range of its records.
@@ -525,7 +541,11 @@ pub struct Chunks<'a> {
 impl<'a> Chunks<'a> {
     /// Starts reading `bytes`, the contents of a `.afterburn` section.
     pub fn new(bytes: &'a [u8]) -> Self {
-        Chunks { bytes, pos: 0, failed: false }
+        Chunks {
+            bytes,
+            pos: 0,
+            failed: false,
+        }
     }
 }
 
@@ -537,9 +557,12 @@ impl Iterator for Chunks<'_> {
         }
         if self.bytes.len() % RECORD_SIZE != 0 {
             self.failed = true;
-            return Some(Err(FormatError::BadLength { len: self.bytes.len() }));
+            return Some(Err(FormatError::BadLength {
+                len: self.bytes.len(),
+            }));
         }
-        while self.pos < self.bytes.len() && record_at(self.bytes, self.pos).iter().all(|&b| b == 0) {
+        while self.pos < self.bytes.len() && record_at(self.bytes, self.pos).iter().all(|&b| b == 0)
+        {
             self.pos += RECORD_SIZE;
         }
         if self.pos >= self.bytes.len() {
@@ -549,7 +572,10 @@ impl Iterator for Chunks<'_> {
         let res = Header::parse(record_at(self.bytes, offset), offset).and_then(|header| {
             let avail = (self.bytes.len() - offset) / RECORD_SIZE - 1;
             if header.count as usize > avail {
-                Err(FormatError::Truncated { offset, count: header.count })
+                Err(FormatError::Truncated {
+                    offset,
+                    count: header.count,
+                })
             } else {
                 Ok(Chunk { offset, header })
             }
@@ -574,7 +600,11 @@ pub struct Sites<'a> {
 impl<'a> Sites<'a> {
     /// Starts reading `bytes`, the contents of a `.afterburn` section.
     pub fn new(bytes: &'a [u8]) -> Self {
-        Sites { chunks: Chunks::new(bytes), pos: 0, end: 0 }
+        Sites {
+            chunks: Chunks::new(bytes),
+            pos: 0,
+            end: 0,
+        }
     }
 }
 
@@ -631,17 +661,37 @@ mod tests {
             operands: Operands::new(7, 3, 8, 0),
             flags: 0,
         };
-        let b = SiteRecord { kind: SensitiveKind::Out, operands: Operands::new(0, 0xf4, 4, Operands::IMM), ..a };
-        Header { count: 2, version: VERSION }.write(&mut buf[0..]);
+        let b = SiteRecord {
+            kind: SensitiveKind::Out,
+            operands: Operands::new(0, 0xf4, 4, Operands::IMM),
+            ..a
+        };
+        Header {
+            count: 2,
+            version: VERSION,
+        }
+        .write(&mut buf[0..]);
         a.write(&mut buf[16..]);
         b.write(&mut buf[32..]);
         // one all-zero record of alignment fill, then a second chunk
-        Header { count: 1, version: VERSION }.write(&mut buf[64..]);
+        Header {
+            count: 1,
+            version: VERSION,
+        }
+        .write(&mut buf[64..]);
         a.write(&mut buf[80..]);
-        Header { count: 0, version: VERSION }.write(&mut buf[96..]);
+        Header {
+            count: 0,
+            version: VERSION,
+        }
+        .write(&mut buf[96..]);
         let got: [(usize, SiteRecord); 3] = {
             let mut it = Sites::new(&buf);
-            let r = [it.next().unwrap().unwrap(), it.next().unwrap().unwrap(), it.next().unwrap().unwrap()];
+            let r = [
+                it.next().unwrap().unwrap(),
+                it.next().unwrap().unwrap(),
+                it.next().unwrap().unwrap(),
+            ];
             assert!(it.next().is_none());
             r
         };
@@ -656,24 +706,60 @@ mod tests {
     #[test]
     fn bad_sections_are_errors() {
         let mut buf = [0u8; 3 * RECORD_SIZE];
-        assert_eq!(Sites::new(&buf[..17]).next(), Some(Err(FormatError::BadLength { len: 17 })));
+        assert_eq!(
+            Sites::new(&buf[..17]).next(),
+            Some(Err(FormatError::BadLength { len: 17 }))
+        );
         assert_eq!(Sites::new(&buf).next(), None, "all-zero section is empty");
-        Header { count: 5, version: VERSION }.write(&mut buf);
-        assert_eq!(Sites::new(&buf).next(), Some(Err(FormatError::Truncated { offset: 0, count: 5 })));
-        Header { count: 1, version: 99 }.write(&mut buf);
-        assert!(matches!(Sites::new(&buf).next(), Some(Err(FormatError::UnsupportedVersion { .. }))));
-        Header { count: 2, version: VERSION }.write(&mut buf);
+        Header {
+            count: 5,
+            version: VERSION,
+        }
+        .write(&mut buf);
+        assert_eq!(
+            Sites::new(&buf).next(),
+            Some(Err(FormatError::Truncated {
+                offset: 0,
+                count: 5
+            }))
+        );
+        Header {
+            count: 1,
+            version: 99,
+        }
+        .write(&mut buf);
+        assert!(matches!(
+            Sites::new(&buf).next(),
+            Some(Err(FormatError::UnsupportedVersion { .. }))
+        ));
+        Header {
+            count: 2,
+            version: VERSION,
+        }
+        .write(&mut buf);
         buf[16 + 6] = 0xee; // unknown kind
         buf[16 + 4] = 1;
         buf[16 + 5] = 8;
         let mut it = Sites::new(&buf);
-        assert_eq!(it.next(), Some(Err(FormatError::UnknownKind { offset: 16, kind: 0xee })));
+        assert_eq!(
+            it.next(),
+            Some(Err(FormatError::UnknownKind {
+                offset: 16,
+                kind: 0xee
+            }))
+        );
         assert_eq!(it.next(), None, "iteration stops after an error");
         buf[16 + 6] = SensitiveKind::Cli as u8;
         buf[16 + 5] = 0; // site shorter than insn
-        assert!(matches!(Sites::new(&buf).next(), Some(Err(FormatError::BadRecord { .. }))));
+        assert!(matches!(
+            Sites::new(&buf).next(),
+            Some(Err(FormatError::BadRecord { .. }))
+        ));
         buf[1] = b'X';
-        assert_eq!(Sites::new(&buf).next(), Some(Err(FormatError::NotAHeader { offset: 0 })));
+        assert_eq!(
+            Sites::new(&buf).next(),
+            Some(Err(FormatError::NotAHeader { offset: 0 }))
+        );
     }
 
     #[test]
