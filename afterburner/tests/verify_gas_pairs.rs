@@ -454,6 +454,81 @@ fn padding_outside_a_site_is_reported() {
     });
 }
 
+#[test]
+fn records_out_of_order_are_reported() {
+    // Swap the first two records (both in .text): the chunk is no longer sorted by site.
+    let p = pair_edited(&kinds_s(), Layout::Preserve, |t| {
+        let rec = |n: usize| {
+            let start = t.find(&format!("\t.long .Lafb_site{n} - .\n")).unwrap();
+            let mut end = start;
+            for _ in 0..4 {
+                end += t[end..].find('\n').unwrap() + 1;
+            }
+            (start, end)
+        };
+        let ((a0, a1), (b0, b1)) = (rec(0), rec(1));
+        assert_eq!(a1, b0);
+        format!("{}{}{}{}", &t[..a0], &t[b0..b1], &t[a0..a1], &t[b1..])
+    });
+    let r = check(&p, false);
+    expect_diff(&r, "order", |d| {
+        d.section == ".afterburn" && d.what.contains("out of order")
+    });
+}
+
+#[test]
+fn already_burnt_and_opted_out_objects_must_stay_unchanged() {
+    let p = pair(&kinds_s(), Layout::Preserve);
+    let burnt = std::fs::read(&p.burnt).unwrap();
+    let r = verify::verify_bytes(&burnt, &burnt, &Options::default()).unwrap();
+    assert!(
+        r.is_ok() && r.notes.iter().any(|n| n.contains("already has .afterburn")),
+        "{}",
+        r.render(5)
+    );
+    let mut changed = burnt.clone();
+    let last = changed.len() - 1;
+    changed[last] ^= 1;
+    let r = verify::verify_bytes(&burnt, &changed, &Options::default()).unwrap();
+    expect_diff(&r, "re-burnt", |d| {
+        d.what.contains("already burnt object was changed")
+    });
+
+    // `.afterburn_noannotate`: no sites expected, the code must be unchanged.
+    let src = format!(
+        "{}\n\t.section .afterburn_noannotate, \"\", @progbits\n",
+        kinds_s()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (o, same, padded) = (
+        dir.path().join("o.o"),
+        dir.path().join("s.o"),
+        dir.path().join("p.o"),
+    );
+    let asm = Assembler::default();
+    asm.assemble(&src, &o).unwrap();
+    asm.assemble(&src, &same).unwrap();
+    let r = verify::run(&o, &same).unwrap();
+    assert!(r.is_ok(), "{}", r.render(5));
+    // Padding it anyway is a difference.
+    let text = asm_pad::pad(
+        &kinds_s(),
+        &asm_pad::Options {
+            layout: Layout::Preserve,
+            assembler: asm.clone(),
+        },
+    )
+    .unwrap()
+    .text;
+    asm.assemble(
+        &format!("{text}\n\t.section .afterburn_noannotate, \"\", @progbits\n"),
+        &padded,
+    )
+    .unwrap();
+    let r = verify::run(&o, &padded).unwrap();
+    assert!(!r.is_ok(), "a padded opted-out object passed");
+}
+
 // ---- kernel tables: alternatives growth, jump labels, ORC ----------------------------------
 
 fn special_s() -> String {
@@ -562,5 +637,84 @@ fn undecodable_original_is_an_error_naming_the_place() {
     assert!(
         msg.contains(".text+0x1") && msg.contains("<f+0x1>") && msg.contains("cannot decode"),
         "{msg}"
+    );
+}
+
+// ---- robustness: corrupted inputs never panic -----------------------------------------------
+
+/// Deterministic xorshift64* so a failure names a reproducible seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % n as u64).unwrap()
+    }
+}
+
+#[test]
+fn corrupted_objects_give_reports_or_errors_never_panics() {
+    let p = pair(&special_s(), Layout::Preserve);
+    let k = pair(&kinds_s(), Layout::Preserve);
+    let inputs = [
+        (
+            std::fs::read(&p.orig).unwrap(),
+            std::fs::read(&p.burnt).unwrap(),
+        ),
+        (
+            std::fs::read(&k.orig).unwrap(),
+            std::fs::read(&k.burnt).unwrap(),
+        ),
+    ];
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let opts = Options::default();
+    let (mut reports, mut errors) = (0, 0);
+    // AFB_MUTATION_ROUNDS raises the count for a longer hunt (e.g. in release mode).
+    let rounds: usize = std::env::var("AFB_MUTATION_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    for round in 0..rounds {
+        let (o, b) = &inputs[round % 2];
+        let (mut o, mut b) = (o.clone(), b.clone());
+        let target = if round % 3 == 0 { &mut o } else { &mut b };
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(target.len());
+            target[at] = match rng.below(4) {
+                0 => 0,
+                1 => 0xff,
+                2 => target[at] ^ (1 << rng.below(8)),
+                _ => u8::try_from(rng.below(256)).unwrap(),
+            };
+        }
+        if round % 50 == 49 {
+            let cut = rng.below(target.len());
+            target.truncate(cut);
+        }
+        let res = std::panic::catch_unwind(|| verify::verify_bytes(&o, &b, &opts));
+        match res {
+            Ok(Ok(_)) => reports += 1,
+            Ok(Err(e)) => {
+                assert!(!e.to_string().is_empty());
+                errors += 1
+            }
+            Err(_) => {
+                let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+                std::fs::write(dir.join("panic-orig.o"), &o).unwrap();
+                std::fs::write(dir.join("panic-burnt.o"), &b).unwrap();
+                panic!(
+                    "verify_bytes panicked in round {round}; inputs saved in {}",
+                    dir.display()
+                );
+            }
+        }
+    }
+    assert!(
+        reports > 0 && errors > 0,
+        "{reports} reports, {errors} errors"
     );
 }

@@ -29,6 +29,32 @@ const ALTINSTR_REPLACEMENT: &str = ".altinstr_replacement";
 pub(super) fn verify(o: (&str, &[u8]), b: (&str, &[u8]), opts: &Options) -> Result<Report, Error> {
     let orig = Object::parse(o.0, o.1)?;
     let burnt = Object::parse(b.0, b.1)?;
+    if orig.sections.iter().any(|s| s.name == SECTION_NAME) {
+        // docs/annotation-format.md: an object that already has `.afterburn` is left unchanged.
+        let mut report = Report::default();
+        report.notes.push(format!(
+            "the original already has {SECTION_NAME}: the burnt object must be identical"
+        ));
+        if o.1 != b.1 {
+            let at =
+                o.1.iter()
+                    .zip(b.1)
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(o.1.len().min(b.1.len()));
+            report.differences.push(Difference {
+                section: "<file>".into(),
+                orig_offset: Some(at as u64),
+                burnt_offset: Some(at as u64),
+                place: None,
+                what: format!(
+                    "an already burnt object was changed (first difference at file offset {at:#x})"
+                ),
+                original: None,
+                burnt: None,
+            });
+        }
+        return Ok(report);
+    }
     let mut c = Ctx::new(orig, burnt, opts.clone());
     c.run()?;
     Ok(c.report)
@@ -263,14 +289,6 @@ impl<'a> Ctx<'a> {
     fn match_sections(&mut self) -> Result<(), Error> {
         for i in 1..self.o.sections.len() {
             let s = &self.o.sections[i];
-            if s.name == SECTION_NAME {
-                return Err(Error::Unsupported {
-                    file: self.o.label.clone(),
-                    what: format!(
-                        "the original already has a {SECTION_NAME} section (burnt twice?)"
-                    ),
-                });
-            }
             if s.name == NOANNOTATE_SECTION_NAME {
                 self.expect_sites = false;
                 self.report.notes.push(format!(
@@ -369,6 +387,7 @@ impl<'a> Ctx<'a> {
                 Ok((off, rec)) => found.push((off, rec)),
             }
         }
+        let mut last_key: Option<(usize, u64)> = None;
         for (off, rec) in found {
             self.report.stats.records += 1;
             let off64 = off as u64;
@@ -402,6 +421,14 @@ impl<'a> Ctx<'a> {
                 problems.push(format!("record at +{off:#x}: site lies before its section"));
                 continue;
             };
+            // docs/annotation-format.md: records sorted by site within a section, sections in
+            // section order.
+            if last_key.is_some_and(|k| k > (x, target)) {
+                problems.push(format!(
+                    "record at +{off:#x} is out of order (sites must be sorted by section, then offset)"
+                ));
+            }
+            last_key = Some((x, target));
             if self
                 .records
                 .insert(
@@ -466,6 +493,10 @@ impl<'a> Ctx<'a> {
             let a = self.alts[id];
             let (rs, ro) = a.repl;
             if !self.walked.get(rs).copied().unwrap_or(false) || rs == osec {
+                continue;
+            }
+            if a.repl_len > a.orig_len {
+                // The original already breaks the rule; nothing to keep.
                 continue;
             }
             let rm = &self.maps[rs];
