@@ -123,6 +123,8 @@ pub struct Stats {
     pub realigned_runs: usize,
     /// Alternative regions grown with NOP padding so that their replacement still fits.
     pub alt_growth: usize,
+    /// Entries of relative tables (`.long target - base`) matched through their base.
+    pub table_entries: usize,
 }
 
 /// The verdict.

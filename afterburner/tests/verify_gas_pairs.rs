@@ -236,6 +236,27 @@ fn gcc_output_passes_strict_when_layout_is_preserved() {
 }
 
 #[test]
+fn pic_jump_tables_pass_and_a_wrong_entry_is_reported() {
+    // -fPIE: gcc writes jump tables as `.long .Lcase-.Ltable` in .rodata.
+    let src = kernelish_s(&["-fPIE", "-mcmodel=small"]);
+    let entry = src
+        .lines()
+        .find(|l| l.trim_start().starts_with(".long\t.L") && l.contains("-.L"))
+        .expect("a relative jump-table entry")
+        .to_string();
+    let p = pair(&src, Layout::Preserve);
+    let r = check(&p, false);
+    assert!(r.is_ok(), "{}", r.render(10));
+    assert!(r.stats.table_entries > 0);
+    let bad = pair_edited(&src, Layout::Preserve, |t| {
+        t.replacen(&entry, &format!("{entry}+1"), 1)
+    });
+    expect_diff(&check(&bad, false), "table entry", |d| {
+        d.section == ".rodata" && d.what.contains("relocation")
+    });
+}
+
+#[test]
 fn realigned_gcc_output_passes_only_with_realign() {
     let src = kernelish_s(&[]);
     assert!(

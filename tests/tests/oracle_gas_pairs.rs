@@ -126,6 +126,28 @@ fn objdump_oracle_accepts_good_pairs() {
 }
 
 #[test]
+fn objdump_oracle_handles_pic_jump_tables() {
+    let src = kernelish_s(&["-fPIE", "-mcmodel=small"]);
+    let entry = src
+        .lines()
+        .find(|l| l.trim_start().starts_with(".long\t.L") && l.contains("-.L"))
+        .expect("a relative jump-table entry")
+        .to_string();
+    let p = pair(&src, Layout::Preserve);
+    if let Err(d) = oracle::objdump_equivalent(&p.orig, &p.burnt) {
+        panic!("{}", oracle::render(&d, 10));
+    }
+    let bad = pair_edited(&src, Layout::Preserve, |t| {
+        t.replacen(&entry, &format!("{entry}+1"), 1)
+    });
+    expect_caught(
+        oracle::objdump_equivalent(&bad.orig, &bad.burnt),
+        "table entry",
+        |d| d.section == ".rodata",
+    );
+}
+
+#[test]
 fn objdump_oracle_needs_realign_for_realigned_output() {
     let p = pair(&kernelish_s(&[]), Layout::Realign);
     let realign = Options { realign: true };

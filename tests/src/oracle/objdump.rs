@@ -339,6 +339,37 @@ fn normalise(p: &Prepared, sec: usize, k: &Kept) -> String {
     out
 }
 
+/// Places in data sections that code refers to (section -> offsets): bases of relative tables.
+fn code_refs(p: &Prepared) -> HashMap<usize, std::collections::BTreeSet<u64>> {
+    let mut out: HashMap<usize, std::collections::BTreeSet<u64>> = HashMap::new();
+    for r in &p.info.relocs {
+        let Some(kept) = p.kept.get(&r.section) else {
+            continue;
+        };
+        let Some(sym) = p.info.symbols.get(r.sym) else {
+            continue;
+        };
+        let Some(x) = sym.ndx.filter(|x| !p.kept.contains_key(x)) else {
+            continue;
+        };
+        // Bias of a PC-relative operand: from the field to the end of its instruction.
+        let i = kept.partition_point(|k| k.addr <= r.offset);
+        let bias = match (
+            pc_direct(&r.r_type),
+            i.checked_sub(1).and_then(|i| kept.get(i)),
+        ) {
+            (true, Some(k)) => {
+                i64::try_from(k.end).unwrap_or(0) - i64::try_from(r.offset).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        if let Ok(t) = u64::try_from(i64::try_from(sym.value).unwrap_or(0) + r.addend + bias) {
+            out.entry(x).or_default().insert(t);
+        }
+    }
+    out
+}
+
 fn is_layout_section(name: &str) -> bool {
     name == ".eh_frame" || name.starts_with(".debug_") || name == annotations::SECTION_NAME
 }
@@ -418,6 +449,7 @@ pub fn objdump_equivalent_with(orig: &Path, burnt: &Path, opts: &Options) -> Res
     }
     // Relocations of data sections: same offsets, same designations.
     let data_relocs = |p: &Prepared| {
+        let bases = code_refs(p);
         let mut m: BTreeMap<(String, usize), Vec<String>> = BTreeMap::new();
         for r in &p.info.relocs {
             let Some(sec) = p.info.section(r.section) else {
@@ -426,14 +458,27 @@ pub fn objdump_equivalent_with(orig: &Path, burnt: &Path, opts: &Options) -> Res
             if sec.exec || is_layout_section(&sec.name) {
                 continue;
             }
+            // A relative table entry (`.long target - base`, base referred to by code):
+            // designate the target and the distance to the base.
+            let base = bases
+                .get(&r.section)
+                .and_then(|b| b.range(..=r.offset).next_back());
+            let target_in_code = p
+                .info
+                .symbols
+                .get(r.sym)
+                .and_then(|s| s.ndx)
+                .is_some_and(|x| p.kept.contains_key(&x));
+            let designation = match base {
+                Some(&b) if pc_direct(&r.r_type) && target_in_code && b < r.offset => {
+                    let d = i64::try_from(r.offset - b).unwrap_or(0);
+                    format!("table[{d}] {}", reloc_target(p, r, -d))
+                }
+                _ => reloc_target(p, r, 0),
+            };
             m.entry((sec.name.clone(), sec.ordinal))
                 .or_default()
-                .push(format!(
-                    "{:#x} {} {}",
-                    r.offset,
-                    r.r_type,
-                    reloc_target(p, r, 0)
-                ));
+                .push(format!("{:#x} {} {designation}", r.offset, r.r_type));
         }
         m
     };
