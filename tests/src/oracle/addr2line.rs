@@ -1,7 +1,7 @@
 //! The addr2line oracle: every kept instruction start (site padding dropped) maps to the same
 //! inline chain of functions and file:line in both objects.
 
-use super::objdump::{prepare, Prepared};
+use super::objdump::{prepare, share_bad, Checked, Prepared};
 use super::{os, run, Diff, Options, ToolError};
 use std::path::Path;
 
@@ -51,28 +51,37 @@ fn has_lines(p: &Prepared) -> bool {
 /// Compares line information at every kept instruction start; returns how many addresses were
 /// compared (0 when the original has no `.debug_line`).
 pub fn addr2line_equivalent(orig: &Path, burnt: &Path) -> Result<usize, Vec<Diff>> {
-    addr2line_equivalent_with(orig, burnt, &Options::default())
+    addr2line_equivalent_with(orig, burnt, &Options::default()).map(|c| c.compared)
 }
 
-/// [`addr2line_equivalent`] with options.
+/// [`addr2line_equivalent`] with options; functions objdump cannot decode are skipped and
+/// listed.
 pub fn addr2line_equivalent_with(
     orig: &Path,
     burnt: &Path,
     opts: &Options,
-) -> Result<usize, Vec<Diff>> {
+) -> Result<Checked, Vec<Diff>> {
     let mut diffs = Vec::new();
-    let (po, _) = prepare(orig, opts, &mut diffs, "original").map_err(|e| vec![e.into()])?;
-    let (pb, _) = prepare(burnt, opts, &mut diffs, "burnt").map_err(|e| vec![e.into()])?;
+    let mut checked = Checked::default();
+    let (mut po, _) = prepare(orig, opts, &mut diffs, "original").map_err(|e| vec![e.into()])?;
+    let (mut pb, _) = prepare(burnt, opts, &mut diffs, "burnt").map_err(|e| vec![e.into()])?;
+    share_bad(&mut po, &mut pb);
     if !has_lines(&po) {
-        return if diffs.is_empty() { Ok(0) } else { Err(diffs) };
+        return if diffs.is_empty() {
+            Ok(checked)
+        } else {
+            Err(diffs)
+        };
     }
-    let mut compared = 0;
     let mut keys: Vec<&(String, usize)> = po.by_name.keys().collect();
     keys.sort();
     for key in keys {
         let (name, ordinal) = key;
         if *ordinal > 0 || po.by_name.contains_key(&(name.clone(), 1)) {
             // `addr2line -j` names sections; a repeated name is ambiguous.
+            checked
+                .skipped
+                .push(format!("{name} (section name not unique)"));
             continue;
         }
         let (Some(&so), Some(&sb)) = (po.by_name.get(key), pb.by_name.get(key)) else {
@@ -81,34 +90,71 @@ pub fn addr2line_equivalent_with(
             )));
             continue;
         };
-        let ko = &po.kept[&so];
-        let kb = &pb.kept[&sb];
-        if ko.len() != kb.len() {
+        // Pair the instructions function by function.
+        let runs = |k: &[super::objdump::Kept]| {
+            let mut g: Vec<(String, Vec<(u64, String)>)> = Vec::new();
+            for x in k {
+                if g.last().is_none_or(|(f, _)| *f != x.function) {
+                    g.push((x.function.clone(), Vec::new()));
+                }
+                g.last_mut()
+                    .expect("pushed")
+                    .1
+                    .push((x.addr, x.function.clone()));
+            }
+            g
+        };
+        let (go, gb) = (runs(&po.kept[&so]), runs(&pb.kept[&sb]));
+        if go.iter().map(|g| &g.0).ne(gb.iter().map(|g| &g.0)) {
             diffs.push(Diff {
                 section: name.clone(),
                 function: None,
                 index: None,
-                what: format!(
-                    "{} instructions vs {} (after dropping padding)",
-                    ko.len(),
-                    kb.len()
-                ),
+                what: "different functions".into(),
                 original: None,
                 burnt: None,
             });
             continue;
         }
-        let ao: Vec<u64> = ko.iter().map(|k| k.addr).collect();
-        let ab: Vec<u64> = kb.iter().map(|k| k.addr).collect();
-        let go = lookup(orig, name, &ao).map_err(|e| vec![e.into()])?;
-        let gb = lookup(burnt, name, &ab).map_err(|e| vec![e.into()])?;
-        for (i, (a, b)) in go.iter().zip(&gb).enumerate() {
-            compared += 1;
+        let (mut ao, mut ab, mut who) = (Vec::new(), Vec::new(), Vec::new());
+        for ((f, a), (_, b)) in go.iter().zip(&gb) {
+            if po.bad.contains(&(so, f.clone())) || pb.bad.contains(&(sb, f.clone())) {
+                checked.skipped.push(format!("{name}:{f}"));
+                continue;
+            }
+            if a.len() != b.len() {
+                diffs.push(Diff {
+                    section: name.clone(),
+                    function: Some(f.clone()),
+                    index: None,
+                    what: format!(
+                        "{} instructions vs {} (after dropping padding)",
+                        a.len(),
+                        b.len()
+                    ),
+                    original: None,
+                    burnt: None,
+                });
+                continue;
+            }
+            for (i, ((x, _), (y, _))) in a.iter().zip(b).enumerate() {
+                ao.push(*x);
+                ab.push(*y);
+                who.push((f.clone(), i));
+            }
+        }
+        if ao.is_empty() {
+            continue;
+        }
+        let lo = lookup(orig, name, &ao).map_err(|e| vec![e.into()])?;
+        let lb = lookup(burnt, name, &ab).map_err(|e| vec![e.into()])?;
+        for (i, (a, b)) in lo.iter().zip(&lb).enumerate() {
+            checked.compared += 1;
             if a != b {
                 diffs.push(Diff {
                     section: name.clone(),
-                    function: Some(ko[i].function.clone()),
-                    index: Some(i),
+                    function: Some(who[i].0.clone()),
+                    index: Some(who[i].1),
                     what: format!(
                         "line information differs at original {:#x} / burnt {:#x}",
                         ao[i], ab[i]
@@ -120,7 +166,7 @@ pub fn addr2line_equivalent_with(
         }
     }
     if diffs.is_empty() {
-        Ok(compared)
+        Ok(checked)
     } else {
         Err(diffs)
     }

@@ -7,7 +7,7 @@
 //! or after the padding (the verifier's ORC rule is the strict one).
 
 use super::elfinfo::ElfInfo;
-use super::objdump::{at, prepare, Prepared};
+use super::objdump::{at, prepare, share_bad, Checked, Prepared};
 use super::{os, run, Diff, Options, ToolError};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -111,7 +111,8 @@ fn frames(path: &Path) -> Result<(Vec<Fde>, Cies), ToolError> {
 }
 
 /// FDEs keyed by (code section, start as instruction index): end and rows as indices.
-type Table = BTreeMap<(String, String), (String, Vec<(String, String)>)>;
+/// The value also names the function the FDE starts in.
+type Table = BTreeMap<(String, String), (String, Vec<(String, String)>, String)>;
 
 fn table(path: &Path, p: &Prepared, info: &ElfInfo) -> Result<(Table, usize), ToolError> {
     let (fdes, cies) = frames(path)?;
@@ -141,6 +142,7 @@ fn table(path: &Path, p: &Prepared, info: &ElfInfo) -> Result<(Table, usize), To
         let name = info
             .section(sec)
             .map_or("?".into(), |s| format!("{}#{}", s.name, s.ordinal));
+        let func = p.function_at(sec, f.start).unwrap_or("").to_string();
         let start = i64::try_from(f.start).unwrap_or(i64::MAX);
         let end = i64::try_from(f.end).unwrap_or(i64::MAX);
         let mut r: Vec<(String, String)> = f
@@ -162,7 +164,7 @@ fn table(path: &Path, p: &Prepared, info: &ElfInfo) -> Result<(Table, usize), To
             r.push((at(p, sec, start), init));
         }
         rows += r.len();
-        t.insert((name, at(p, sec, start)), (at(p, sec, end), r));
+        t.insert((name, at(p, sec, start)), (at(p, sec, end), r, func));
     }
     Ok((t, rows))
 }
@@ -170,21 +172,38 @@ fn table(path: &Path, p: &Prepared, info: &ElfInfo) -> Result<(Table, usize), To
 /// Compares the interpreted CFI of both objects; returns how many rows were compared (0
 /// when the original has no `.eh_frame`).
 pub fn cfi_equivalent(orig: &Path, burnt: &Path) -> Result<usize, Vec<Diff>> {
-    cfi_equivalent_with(orig, burnt, &Options::default())
+    cfi_equivalent_with(orig, burnt, &Options::default()).map(|c| c.compared)
 }
 
-/// [`cfi_equivalent`] with options.
-pub fn cfi_equivalent_with(orig: &Path, burnt: &Path, opts: &Options) -> Result<usize, Vec<Diff>> {
+/// [`cfi_equivalent`] with options; FDEs of functions objdump cannot decode are skipped and
+/// listed.
+pub fn cfi_equivalent_with(
+    orig: &Path,
+    burnt: &Path,
+    opts: &Options,
+) -> Result<Checked, Vec<Diff>> {
     let mut diffs = Vec::new();
-    let (po, _) = prepare(orig, opts, &mut diffs, "original").map_err(|e| vec![e.into()])?;
-    let (pb, _) = prepare(burnt, opts, &mut diffs, "burnt").map_err(|e| vec![e.into()])?;
-    let (to, n) = table(orig, &po, &po.info).map_err(|e| vec![e.into()])?;
+    let mut checked = Checked::default();
+    let (mut po, _) = prepare(orig, opts, &mut diffs, "original").map_err(|e| vec![e.into()])?;
+    let (mut pb, _) = prepare(burnt, opts, &mut diffs, "burnt").map_err(|e| vec![e.into()])?;
+    share_bad(&mut po, &mut pb);
+    let (to, _) = table(orig, &po, &po.info).map_err(|e| vec![e.into()])?;
     let (tb, _) = table(burnt, &pb, &pb.info).map_err(|e| vec![e.into()])?;
-    for (key, (end, rows)) in &to {
-        let Some((bend, brows)) = tb.get(key) else {
+    let bad: std::collections::HashSet<&str> = po
+        .bad
+        .iter()
+        .chain(&pb.bad)
+        .map(|(_, f)| f.as_str())
+        .collect();
+    for (key, (end, rows, func)) in &to {
+        if bad.contains(func.as_str()) {
+            checked.skipped.push(format!("{}:{func}", key.0));
+            continue;
+        }
+        let Some((bend, brows, _)) = tb.get(key) else {
             diffs.push(Diff {
                 section: key.0.clone(),
-                function: None,
+                function: Some(func.clone()),
                 index: None,
                 what: format!("no FDE starts at {} in the burnt object", key.1),
                 original: None,
@@ -192,10 +211,11 @@ pub fn cfi_equivalent_with(orig: &Path, burnt: &Path, opts: &Options) -> Result<
             });
             continue;
         };
+        checked.compared += rows.len();
         if end != bend {
             diffs.push(Diff {
                 section: key.0.clone(),
-                function: None,
+                function: Some(func.clone()),
                 index: None,
                 what: format!("FDE at {} ends at {end} / {bend}", key.1),
                 original: Some(end.clone()),
@@ -206,7 +226,7 @@ pub fn cfi_equivalent_with(orig: &Path, burnt: &Path, opts: &Options) -> Result<
             let show = |r: Option<&(String, String)>| r.map(|(l, t)| format!("{l}: {t}"));
             diffs.push(Diff {
                 section: key.0.clone(),
-                function: None,
+                function: Some(func.clone()),
                 index: Some(i),
                 what: format!("FDE at {}: row {i} differs", key.1),
                 original: show(rows.get(i)),
@@ -214,10 +234,13 @@ pub fn cfi_equivalent_with(orig: &Path, burnt: &Path, opts: &Options) -> Result<
             });
         }
     }
-    for key in tb.keys().filter(|k| !to.contains_key(*k)) {
+    for (key, (_, _, func)) in tb.iter().filter(|(k, _)| !to.contains_key(*k)) {
+        if bad.contains(func.as_str()) {
+            continue;
+        }
         diffs.push(Diff {
             section: key.0.clone(),
-            function: None,
+            function: Some(func.clone()),
             index: None,
             what: format!("FDE at {} added in the burnt object", key.1),
             original: None,
@@ -225,7 +248,7 @@ pub fn cfi_equivalent_with(orig: &Path, burnt: &Path, opts: &Options) -> Result<
         });
     }
     if diffs.is_empty() {
-        Ok(n)
+        Ok(checked)
     } else {
         Err(diffs)
     }

@@ -25,7 +25,7 @@ mod objdump;
 
 pub use addr2line::{addr2line_equivalent, addr2line_equivalent_with};
 pub use cfi::{cfi_equivalent, cfi_equivalent_with};
-pub use objdump::{objdump_equivalent, objdump_equivalent_with};
+pub use objdump::{objdump_equivalent, objdump_equivalent_with, Checked};
 
 use std::fmt;
 use std::path::Path;

@@ -115,6 +115,43 @@ pub(crate) struct Prepared {
     pub by_name: HashMap<(String, usize), usize>,
     /// ELF section index -> indices into `info.relocs`, sorted by offset.
     relocs_by_section: HashMap<usize, Vec<usize>>,
+    /// ELF section index -> for each kept instruction, its index within its function.
+    rel: HashMap<usize, Vec<usize>>,
+    /// (section, function) pairs objdump could not decode (it printed `(bad)`).
+    pub bad: HashSet<(usize, String)>,
+    /// Names of functions objdump could not decode in either object (see [`share_bad`]).
+    bad_names: HashSet<String>,
+}
+
+/// Makes both objects treat a function objdump could not decode in either of them as
+/// undecodable: places inside it are then designated only by the function.
+pub(crate) fn share_bad(po: &mut Prepared, pb: &mut Prepared) {
+    let names: HashSet<String> = po
+        .bad
+        .iter()
+        .chain(&pb.bad)
+        .map(|(_, f)| f.clone())
+        .collect();
+    po.bad_names = names.clone();
+    pb.bad_names = names;
+}
+
+impl Prepared {
+    /// Function of the kept instruction at or before address `x` of section `sec`.
+    pub(crate) fn function_at(&self, sec: usize, x: u64) -> Option<&str> {
+        let (_, &i) = self.index.get(&sec)?.range(..=x).next_back()?;
+        Some(self.kept[&sec][i].function.as_str())
+    }
+}
+
+/// Result of an oracle that compared something.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// How many things were compared (functions, addresses or CFI rows).
+    pub compared: usize,
+    /// Functions skipped because objdump could not decode them (`(bad)`: an instruction newer
+    /// than this binutils, e.g. LKGS in binutils 2.40), as `section:function`.
+    pub skipped: Vec<String>,
 }
 
 /// The kept-instruction index designation of address `x` in code section `sec`.
@@ -130,18 +167,31 @@ pub(crate) fn at(p: &Prepared, sec: usize, x: i64) -> String {
     if ux == size {
         return format!("{name}:END");
     }
+    // Instruction i as `function#index-within-function`: robust against other functions.
+    let insn = |i: usize| {
+        let k = &p.kept[&sec][i];
+        if p.bad_names.contains(&k.function) {
+            return format!("{name}:{}#?", k.function);
+        }
+        let r = p.rel.get(&sec).and_then(|r| r.get(i)).copied().unwrap_or(i);
+        format!("{name}:{}#{r}", k.function)
+    };
     if let Some(&i) = map.get(&ux) {
-        return format!("{name}:I{i}");
+        return insn(i);
     }
     if p.dropped.get(&sec).is_some_and(|d| d.contains(&ux)) {
         // Inside dropped padding/alignment: designate the next kept instruction.
         if let Some((_, &i)) = map.range(ux..).next() {
-            return format!("{name}:I{i}");
+            return insn(i);
         }
         return format!("{name}:END");
     }
     match map.range(..ux).next_back() {
-        Some((a, &i)) => format!("{name}:I{i}+{}", ux - a),
+        Some((a, &i)) if p.bad_names.contains(&p.kept[&sec][i].function) => {
+            let _ = a;
+            insn(i)
+        }
+        Some((a, &i)) => format!("{}+{}", insn(i), ux - a),
         None => format!("{name}:raw{x:#x}"),
     }
 }
@@ -200,6 +250,9 @@ pub(crate) fn prepare(
         dropped: HashMap::new(),
         by_name: HashMap::new(),
         relocs_by_section: HashMap::new(),
+        rel: HashMap::new(),
+        bad: HashSet::new(),
+        bad_names: HashSet::new(),
     };
     for (i, r) in p.info.relocs.iter().enumerate() {
         p.relocs_by_section.entry(r.section).or_default().push(i);
@@ -234,13 +287,18 @@ pub(crate) fn prepare(
                 )
             })
             .collect();
+        for l in &s.lines {
+            if l.text.contains("(bad)") {
+                p.bad.insert((idx, l.function.clone()));
+            }
+        }
         let mut kept = Vec::new();
         let mut dropped = HashSet::new();
         for (i, l) in s.lines.iter().enumerate() {
             let end = s.lines.get(i + 1).map_or(size, |n| n.addr);
             let in_pad = pads.iter().find(|&&(a, e)| l.addr >= a && l.addr < e);
             if let Some(&(_, pe)) = in_pad {
-                if !is_nop(&l.text) || end > pe {
+                if (!is_nop(&l.text) || end > pe) && !p.bad.contains(&(idx, l.function.clone())) {
                     diffs.push(Diff {
                         section: s.name.clone(),
                         function: Some(l.function.clone()),
@@ -268,6 +326,12 @@ pub(crate) fn prepare(
             });
         }
         let index = kept.iter().enumerate().map(|(i, k)| (k.addr, i)).collect();
+        let mut rel = Vec::with_capacity(kept.len());
+        for (i, k) in kept.iter().enumerate() {
+            let same = i > 0 && kept[i - 1].function == k.function;
+            rel.push(if same { rel[i - 1] + 1 } else { 0 });
+        }
+        p.rel.insert(idx, rel);
         p.index.insert(idx, index);
         p.kept.insert(idx, kept);
         p.dropped.insert(idx, dropped);
@@ -376,14 +440,20 @@ fn is_layout_section(name: &str) -> bool {
 
 /// Compares the disassembly of `orig` and `burnt` (see the module documentation).
 pub fn objdump_equivalent(orig: &Path, burnt: &Path) -> Result<(), Vec<Diff>> {
-    objdump_equivalent_with(orig, burnt, &Options::default())
+    objdump_equivalent_with(orig, burnt, &Options::default()).map(|_| ())
 }
 
 /// [`objdump_equivalent`] with options.
-pub fn objdump_equivalent_with(orig: &Path, burnt: &Path, opts: &Options) -> Result<(), Vec<Diff>> {
+pub fn objdump_equivalent_with(
+    orig: &Path,
+    burnt: &Path,
+    opts: &Options,
+) -> Result<Checked, Vec<Diff>> {
     let mut diffs = Vec::new();
-    let (po, lo) = prepare(orig, opts, &mut diffs, "original").map_err(|e| vec![e.into()])?;
-    let (pb, lb) = prepare(burnt, opts, &mut diffs, "burnt").map_err(|e| vec![e.into()])?;
+    let mut checked = Checked::default();
+    let (mut po, lo) = prepare(orig, opts, &mut diffs, "original").map_err(|e| vec![e.into()])?;
+    let (mut pb, lb) = prepare(burnt, opts, &mut diffs, "burnt").map_err(|e| vec![e.into()])?;
+    share_bad(&mut po, &mut pb);
     let names = |l: &[SecListing]| {
         l.iter()
             .map(|s| (s.name.clone(), s.ordinal))
@@ -430,6 +500,11 @@ pub fn objdump_equivalent_with(orig: &Path, burnt: &Path, opts: &Options) -> Res
             continue;
         }
         for ((f, a), (_, b)) in go.iter().zip(&gb) {
+            if po.bad.contains(&(so, f.clone())) || pb.bad.contains(&(sb, f.clone())) {
+                checked.skipped.push(format!("{}:{f}", s.name));
+                continue;
+            }
+            checked.compared += 1;
             let n = a.len().max(b.len());
             if let Some(i) = (0..n).find(|&i| a.get(i) != b.get(i)) {
                 diffs.push(Diff {
@@ -507,7 +582,7 @@ pub fn objdump_equivalent_with(orig: &Path, burnt: &Path, opts: &Options) -> Res
         });
     }
     if diffs.is_empty() {
-        Ok(())
+        Ok(checked)
     } else {
         Err(diffs)
     }
