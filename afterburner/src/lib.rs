@@ -13,8 +13,11 @@
 //! * [`scan`], [`burn`]: the two commands as library calls ([`scan::scan_bytes`],
 //!   [`burn::burn_bytes`] and their path-level wrappers); [`report`]: their summaries.
 //! * [`error`]: errors that name file, section and offset.
+//! * [`verify`]: `afterburner verify`, the independent check of a burnt object.
+//! * [`asm_pad`]: the text-level padder of GNU `as` input (seed of `afterburner as`).
 #![forbid(unsafe_code)]
 
+pub mod asm_pad;
 pub mod offset_map;
 pub mod sensitive;
 
@@ -32,3 +35,4 @@ pub mod special;
 pub use burn::{burn_bytes, burn_file, Options};
 pub use error::{Error, ErrorKind, Result};
 pub use scan::{scan_bytes, scan_file};
+pub mod verify;

@@ -45,6 +45,14 @@ enum Command {
     },
     /// Pad every sensitive site and record it in `.afterburn` (relocatable objects).
     Burn(BurnArgs),
+    /// Check that BURNT is ORIGINAL with padded, annotated sensitive instructions and nothing
+    /// else (exit 0 equivalent, 1 differences, 2 error). `afterburner verify --help` for options.
+    #[command(disable_help_flag = true)]
+    Verify {
+        /// [--realign] [--show N] ORIGINAL BURNT
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Args)]
@@ -83,6 +91,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Scan { json, files } => scan(json, &files),
         Command::Burn(args) => burn(&args),
+        Command::Verify { args } => {
+            let code = afterburner::verify::main_entry(&args);
+            ExitCode::from(u8::try_from(code).unwrap_or(2))
+        }
     }
 }
 
