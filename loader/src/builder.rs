@@ -272,7 +272,7 @@ pub fn build<W: Write>(config: &VmConfig, out: W) -> Result<Machine<W>, StartErr
     let vm = Vm::new()?;
     vm.setup_irqchip()?;
     vm.register_memory(&memory)?;
-    let vcpu = Vcpu::new(&vm, 0)?;
+    let mut vcpu = Vcpu::new(&vm, 0)?;
     vcpu.configure(&vm, mode, &regs).map_err(|e| {
         StartError::Vm(VmError::Ioctl {
             what: e.what,
@@ -284,11 +284,13 @@ pub fn build<W: Write>(config: &VmConfig, out: W) -> Result<Machine<W>, StartErr
     vm.register_irqfd(&irq, COM1_IRQ)?;
     let devices = Devices::new(SerialConsole::new(irq, out));
 
-    backend.prepare(&VmContext {
+    backend.prepare(&mut VmContext {
         memory: &memory,
-        vcpu: vcpu.fd(),
+        vcpu: vcpu.fd_mut(),
         protocol,
         entry,
+        vm: vm.fd(),
+        kernel: &bytes,
     })?;
 
     Ok(Machine {

@@ -55,6 +55,14 @@ pub fn stats_json(o: &RunOutcome, ctx: &ReportContext<'_>) -> Value {
     top.insert("setup_time_s".into(), json!(ctx.setup_time_s));
     top.insert("serial_bytes".into(), json!(o.serial_bytes));
     top.insert("serial_bytes_lost".into(), json!(o.serial_lost));
+    if !o.backend_stats.is_empty() {
+        let b: Map<String, Value> = o
+            .backend_stats
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), json!(v)))
+            .collect();
+        top.insert("backend_stats".into(), Value::Object(b));
+    }
     let mut kvm = Map::new();
     match &o.kvm_stats {
         Ok(stats) => {
@@ -275,6 +283,7 @@ mod tests {
                 ram_size: 64 << 20,
             },
             backend: "bare",
+            backend_stats: Vec::new(),
         }
     }
 

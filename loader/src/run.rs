@@ -75,6 +75,8 @@ pub struct RunOutcome {
     pub boot: BootInfo,
     /// The backend's name.
     pub backend: &'static str,
+    /// The backend's own counters (`Backend::stats`).
+    pub backend_stats: Vec<(&'static str, u64)>,
 }
 
 extern "C" fn kick_handler(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
@@ -147,6 +149,10 @@ fn vcpu_thread<W: Write>(
     let start = Instant::now();
     let end = vcpu_loop(&mut m, stop, timeout, &mut exits);
     let run_time = start.elapsed();
+    let output = m.backend.take_output();
+    if !output.is_empty() {
+        m.devices.serial.write_output(&output);
+    }
     m.devices.serial.flush();
     let registers = m.vcpu.registers(&m.memory);
     let kvm_stats = stats_file
@@ -166,6 +172,7 @@ fn vcpu_thread<W: Write>(
         unhandled_ports: std::mem::take(&mut m.devices.unhandled_ports),
         boot: m.boot.clone(),
         backend: m.backend.name(),
+        backend_stats: m.backend.stats(),
     }
 }
 
@@ -187,13 +194,20 @@ fn vcpu_loop<W: Write>(
                 exits.io_out += 1;
                 buf.clear();
                 buf.extend_from_slice(data);
-                let ctx = VmContext {
+                let mut ctx = VmContext {
                     memory: &m.memory,
-                    vcpu: m.vcpu.fd(),
+                    vcpu: m.vcpu.fd_mut(),
                     protocol: m.boot.protocol,
                     entry: m.boot.entry,
+                    vm: m.vm.fd(),
+                    kernel: &[],
                 };
-                match m.backend.port_write(port, &buf, &ctx) {
+                let disposition = m.backend.port_write(port, &buf, &mut ctx);
+                let output = m.backend.take_output();
+                if !output.is_empty() {
+                    m.devices.serial.write_output(&output);
+                }
+                match disposition {
                     Disposition::Handled => {}
                     Disposition::End(reason) => return reason,
                     Disposition::NotMine => {

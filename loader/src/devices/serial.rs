@@ -159,6 +159,13 @@ impl<W: Write> SerialConsole<W> {
         }
     }
 
+    /// Console output that did not pass through the UART's registers (the kvm backend's serial
+    /// ring): it goes to the same output, counts and line tail as transmitted bytes.
+    pub fn write_output(&mut self, bytes: &[u8]) {
+        // A failed host write is counted in the writer (`lost`).
+        let _ = self.uart.writer_mut().write_all(bytes);
+    }
+
     /// The output side (byte counts, line tail).
     pub fn console(&self) -> &ConsoleWriter<W> {
         self.uart.writer()

@@ -78,6 +78,36 @@ impl Vm {
             ..Default::default()
         };
         self.fd.create_pit2(pit).map_err(ioctl("KVM_CREATE_PIT2"))?;
+        self.disable_pit_reinjection()?;
+        Ok(())
+    }
+
+    /// Makes the in-kernel 8254 behave like a PC's: a tick that comes while the previous one is
+    /// still unacknowledged is lost, not queued and delivered later in a burst
+    /// (`KVM_REINJECT_CONTROL`, `pit_reinject = 0`). With KVM's default catch-up, a vCPU that
+    /// the host does not schedule for a few milliseconds gets the missed ticks back to back, and
+    /// a guest that counts ticks (the interrupts example) sees more of them before it can stop.
+    fn disable_pit_reinjection(&self) -> Result<(), VmError> {
+        #[repr(C)]
+        struct KvmReinjectControl {
+            pit_reinject: u8,
+            reserved: [u8; 31],
+        }
+        vmm_sys_util::ioctl_io_nr!(KVM_REINJECT_CONTROL, kvm_bindings::KVMIO, 0x71);
+        let arg = KvmReinjectControl {
+            pit_reinject: 0,
+            reserved: [0; 31],
+        };
+        // SAFETY: KVM_REINJECT_CONTROL reads a `struct kvm_reinject_control` (1 + 31 bytes, the
+        // layout above) from the pointer; `arg` lives across the call.
+        let r =
+            unsafe { vmm_sys_util::ioctl::ioctl_with_ref(&self.fd, KVM_REINJECT_CONTROL(), &arg) };
+        if r < 0 {
+            return Err(VmError::Ioctl {
+                what: "KVM_REINJECT_CONTROL",
+                source: kvm_ioctls::Error::last(),
+            });
+        }
         Ok(())
     }
 
