@@ -5,6 +5,9 @@
 //! * [`qemu_command`]: the independent machine (QEMU TCG) for a PVH kernel.
 //! * [`afterburn_run`]: the loader binary of this workspace.
 //! * [`deterministic`]: output lines that must match between runs and machines.
+//! * [`oracle`]: GNU binutils judging burnt objects against their originals.
+
+pub mod oracle;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

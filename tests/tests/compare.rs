@@ -2,9 +2,8 @@
 //! build must print the same deterministic lines and end the same way on every backend that
 //! can run them (exit code 0), with the figures a user reads in the report.
 //!
-//! The afterburnt kernels are built here with the workspace's afterburner once it has its
-//! binary (`afterburner/src/main.rs`); until then each native kernel is compared with itself,
-//! and the test says so loudly. Needs /dev/kvm (skipped loudly without it).
+//! The afterburnt kernels are built here with the workspace's afterburner. Needs /dev/kvm
+//! (skipped loudly without it).
 
 use afterburn_tests::{afterburn_run, deterministic, kvm_or_skip, run_with_timeout, workspace_bin};
 use std::path::PathBuf;
@@ -13,31 +12,17 @@ use std::time::Duration;
 
 /// (name, native, burnt) for every example kernel.
 fn kernel_pairs() -> Vec<(&'static str, PathBuf, PathBuf)> {
-    let has_afterburner = guests::workspace_dir()
-        .join("afterburner/src/main.rs")
-        .is_file();
-    if has_afterburner {
-        let mut opts = guests::BuildOptions::new(guests::default_out_root().unwrap());
-        opts.afterburner = Some(workspace_bin("afterburner", "afterburner"));
-        let built = guests::build_all(&opts)
-            .unwrap_or_else(|e| panic!("building the afterburnt example kernels failed: {e}"));
-        built
-            .into_iter()
-            .map(|b| {
-                let burnt = b.burnt.expect("an afterburnt build");
-                (b.name, b.native, burnt)
-            })
-            .collect()
-    } else {
-        eprintln!(
-            "NOTE: the afterburner has no binary on this branch (no afterburner/src/main.rs): \
-             comparing each native example kernel with itself"
-        );
-        afterburn_tests::guests()
-            .iter()
-            .map(|b| (b.name, b.native.clone(), b.native.clone()))
-            .collect()
-    }
+    let mut opts = guests::BuildOptions::new(guests::default_out_root().unwrap());
+    opts.afterburner = Some(workspace_bin("afterburner", "afterburner"));
+    let built = guests::build_all(&opts)
+        .unwrap_or_else(|e| panic!("building the afterburnt example kernels failed: {e}"));
+    built
+        .into_iter()
+        .map(|b| {
+            let burnt = b.burnt.expect("an afterburnt build");
+            (b.name, b.native, burnt)
+        })
+        .collect()
 }
 
 #[test]
