@@ -38,9 +38,7 @@ fn parse() -> Result<Args, String> {
         let mut value = || it.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
             "--runs" => {
-                a.runs = value()?
-                    .parse()
-                    .map_err(|e| format!("--runs: {e}"))?;
+                a.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?;
                 if a.runs == 0 {
                     return Err("--runs must be at least 1".into());
                 }
@@ -48,7 +46,9 @@ fn parse() -> Result<Args, String> {
             "--afterburn-run" => a.loader = PathBuf::from(value()?),
             "--guests" => a.guests = PathBuf::from(value()?),
             "-h" | "--help" => {
-                return Err("usage: kvm-bench [--runs N] [--afterburn-run PATH] [--guests DIR]".into())
+                return Err(
+                    "usage: kvm-bench [--runs N] [--afterburn-run PATH] [--guests DIR]".into(),
+                )
             }
             _ => return Err(format!("unknown argument {arg}")),
         }
@@ -152,7 +152,10 @@ fn main() -> ExitCode {
         let (mut bare, mut kvm) = (Vec::new(), Vec::new());
         for i in 0..args.runs {
             eprintln!("kvm-bench: {k} run {}/{}", i + 1, args.runs);
-            match (run(&args.loader, "bare", &native), run(&args.loader, "kvm", &burnt)) {
+            match (
+                run(&args.loader, "bare", &native),
+                run(&args.loader, "kvm", &burnt),
+            ) {
                 (Ok(b), Ok(v)) => {
                     bare.push(b);
                     kvm.push(v);
@@ -164,21 +167,29 @@ fn main() -> ExitCode {
             }
         }
         let same = bare.iter().chain(kvm.iter()).all(|r| {
-            r.stdout.lines().filter(|l| !l.starts_with("bench ")).eq(bare[0]
-                .stdout
+            r.stdout
                 .lines()
-                .filter(|l| !l.starts_with("bench ")))
+                .filter(|l| !l.starts_with("bench "))
+                .eq(bare[0].stdout.lines().filter(|l| !l.starts_with("bench ")))
         });
         results.push((*k, bare, kvm, same));
     }
 
-    let host = results[0].1[0].stats["host"].as_str().unwrap_or("?").to_string();
-    println!("# kvm backend benchmark (host kind `{host}`, {} runs, medians)\n", args.runs);
+    let host = results[0].1[0].stats["host"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string();
+    println!(
+        "# kvm backend benchmark (host kind `{host}`, {} runs, medians)\n",
+        args.runs
+    );
     // 1. microbench.
     let (_, bare, kvm, _) = results.iter().find(|r| r.0 == "microbench").unwrap();
     let (fb, fk) = (figures(bare), figures(kvm));
     println!("## microbench: cycles per operation\n");
-    println!("| op | native on bare (CPL0, emulated) | afterburnt on kvm (CPL3 + wedge) | bare / kvm |");
+    println!(
+        "| op | native on bare (CPL0, emulated) | afterburnt on kvm (CPL3 + wedge) | bare / kvm |"
+    );
     println!("|---|--:|--:|--:|");
     let mut ops = BTreeMap::new();
     for (name, vb) in &fb {

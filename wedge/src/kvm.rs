@@ -80,7 +80,7 @@ impl Backend for Boot<'_> {
     }
     fn rewrite(&mut self, site: &Site, _bytes: &[u8]) -> Result<Rewrite, PatchError> {
         if self.rewritten.iter().any(|(a, _)| *a == site.addr) {
-            Ok(Rewrite::Replace(vec![0xe6, START_PORT as u8]))
+            Ok(Rewrite::Replace(vec![0xe6, START_PORT.to_le_bytes()[0]]))
         } else {
             Ok(Rewrite::Keep)
         }
@@ -605,7 +605,10 @@ mod tests {
         let (_, p) = one(SensitiveKind::Hlt, &[0xf4]);
         let text = decode_all(&p.unwrap().final_form[0].1, SITE);
         assert!(text[0].starts_with("call"), "{text:?}");
-        assert!(text[0].contains(&format!("{:X}", sym("wedge_hlt"))), "{text:?}");
+        assert!(
+            text[0].contains(&format!("{:X}", sym("wedge_hlt"))),
+            "{text:?}"
+        );
         // out %al, $0x80 -> call thunk; thunk: push $0x80; jmp wedge_out_b
         let (_, p) = one(SensitiveKind::Out, &[0xe6, 0x80]);
         let p = p.unwrap();

@@ -55,6 +55,7 @@ const _: () = assert!(RING_DATA + RING_SIZE <= R_RING.size);
 const _: () = assert!(RING_SIZE.is_power_of_two());
 const _: () = assert!(GDT_ENTRIES * 8 <= R_GDT.size);
 const _: () = assert!(STUBS_X + 256 * STUB_SLOT == R_CPL0.size);
+const _: () = assert!(HC_PORT < 256 && STUB_PORT < 256 && START_PORT < 256 && SYSCALL_PORT < 256);
 const _: () = assert!(TSS_LIMIT < TSS_USER && TSS_USER + TSS_LIMIT < R_TSS.size);
 
 #[cfg(test)]

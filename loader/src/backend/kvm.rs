@@ -446,7 +446,11 @@ impl KvmBackend {
             .map_err(|e| kvm_err("KVM_GET_CPUID2", e))?;
         let entries = cpuid.as_slice();
         let count = (entries.len() as u64).min(CPUID_MAX);
-        for (i, c) in entries.iter().take(count as usize).enumerate() {
+        for (i, c) in entries
+            .iter()
+            .take(usize::try_from(count).unwrap_or(0))
+            .enumerate()
+        {
             let at = R_CPUID.gpa() + CPUID_ENTRIES + i as u64 * CPUID_ENTRY_SIZE;
             let words = [
                 c.function,

@@ -61,7 +61,7 @@ pub fn write_tables(slot: &Slot) -> Result<(), SlotError> {
     for v in 0..256u64 {
         let bounce = R_CPL0.va() + STUBS_K + v * STUB_SLOT;
         let exit = R_CPL0.va() + STUBS_X + v * STUB_SLOT;
-        let kernel = if KERNEL_EXIT_VECTORS.contains(&(v as u8)) {
+        let kernel = if KERNEL_EXIT_VECTORS.iter().any(|&x| u64::from(x) == v) {
             exit
         } else {
             bounce
@@ -75,12 +75,13 @@ pub fn write_tables(slot: &Slot) -> Result<(), SlotError> {
     // Kernel TSS: rsp0 at the top of the stack areas, every port allowed.
     let k = R_TSS.gpa();
     slot.write_u64(k + 4, stack_top())?;
-    slot.write(k + 102, &(TSS_SIZE as u16).to_le_bytes())?;
+    let iomap = u16::try_from(TSS_SIZE).unwrap_or(u16::MAX);
+    slot.write(k + 102, &iomap.to_le_bytes())?;
     slot.write(k + TSS_LIMIT, &[0xff])?;
     // User TSS: the same rsp0 (user mode never nests), only the system-call port.
     let u = R_TSS.gpa() + TSS_USER;
     slot.write_u64(u + 4, stack_top())?;
-    slot.write(u + 102, &(TSS_SIZE as u16).to_le_bytes())?;
+    slot.write(u + 102, &iomap.to_le_bytes())?;
     let mut bitmap = vec![0xffu8; 8193];
     let port = usize::from(SYSCALL_PORT);
     bitmap[port / 8] &= !(1 << (port % 8));
@@ -93,6 +94,11 @@ pub fn gdt_limit() -> u16 {
     u16::try_from(GDT_ENTRIES * 8 - 1).unwrap_or(u16::MAX)
 }
 
+/// Field `(d >> shift) & mask` of a descriptor (mask < 256).
+fn bits(d: u64, shift: u32, mask: u64) -> u8 {
+    u8::try_from((d >> shift) & mask).unwrap_or(0)
+}
+
 /// The `kvm_segment` of a code or data descriptor `d` loaded with `selector`.
 pub fn segment(selector: u16, d: u64) -> kvm_segment {
     let limit = ((d >> 32) & 0xf_0000) | (d & 0xffff);
@@ -102,14 +108,14 @@ pub fn segment(selector: u16, d: u64) -> kvm_segment {
         limit: u32::try_from(if g == 1 { (limit << 12) | 0xfff } else { limit })
             .unwrap_or(u32::MAX),
         selector,
-        type_: ((d >> 40) & 0xf) as u8,
-        present: ((d >> 47) & 1) as u8,
-        dpl: ((d >> 45) & 3) as u8,
-        db: ((d >> 54) & 1) as u8,
-        s: ((d >> 44) & 1) as u8,
-        l: ((d >> 53) & 1) as u8,
-        g: g as u8,
-        avl: ((d >> 52) & 1) as u8,
+        type_: bits(d, 40, 0xf),
+        present: bits(d, 47, 1),
+        dpl: bits(d, 45, 3),
+        db: bits(d, 54, 1),
+        s: bits(d, 44, 1),
+        l: bits(d, 53, 1),
+        g: bits(d, 55, 1),
+        avl: bits(d, 52, 1),
         unusable: 0,
         padding: 0,
     }

@@ -409,7 +409,7 @@ impl Shadow {
     ) -> Result<[u64; 512], ShadowError> {
         let p = self.paging;
         let base = va & !0x1f_ffff;
-        let wanted = ((va >> 12) & 511) as usize;
+        let wanted = usize::try_from((va >> 12) & 511).unwrap_or(0);
         let mut out = [0u64; 512];
         let guest = |e: WalkError| match e {
             WalkError::Bad(why) => ShadowError::Guest(why),

@@ -33,7 +33,7 @@ impl KvmBackend {
             let a = va.wrapping_add(done as u64);
             let t = paging::walk(mem, p.cr3, a, p.nxe)
                 .map_err(|e| format!("guest address {a:#x} does not translate ({e:?})"))?;
-            let in_page = (0x1000 - (a & 0xfff)) as usize;
+            let in_page = usize::try_from(0x1000 - (a & 0xfff)).unwrap_or(0x1000);
             let n = in_page.min(buf.len() - done);
             mem.read_slice(
                 &mut buf[done..done + n],
@@ -69,7 +69,7 @@ impl KvmBackend {
                 return Err(format!("guest address {a:#x} is not writable"));
             }
             paging::set_accessed(mem, &t, true).map_err(|e| format!("{e:?}"))?;
-            let in_page = (0x1000 - (a & 0xfff)) as usize;
+            let in_page = usize::try_from(0x1000 - (a & 0xfff)).unwrap_or(0x1000);
             let n = in_page.min(bytes.len() - done);
             mem.write_slice(&bytes[done..done + n], GuestAddress(t.frame + (a & 0xfff)))
                 .map_err(|_| format!("guest address {a:#x} maps outside guest RAM"))?;
@@ -108,7 +108,10 @@ impl KvmBackend {
             ss: arg(4)?,
         };
         let bad = |why: String| abi(format!("iretq to user mode ({frame:x?}): {why}"));
-        if frame.cs & 3 != 3 || frame.ss & 3 != 3 {
+        let (Ok(cs), Ok(ss)) = (u16::try_from(frame.cs), u16::try_from(frame.ss)) else {
+            return Err(bad("CS and SS must be 16-bit selectors".into()));
+        };
+        if cs & 3 != 3 || ss & 3 != 3 {
             return Err(bad("CS and SS must have RPL 3".into()));
         }
         if !canonical(frame.rip) || !canonical(frame.rsp) {
@@ -137,7 +140,7 @@ impl KvmBackend {
                 return self.deliver_to_kernel(ctx, regs, v, None, frame, true, 0);
             }
         }
-        self.enter_user(ctx, regs, frame, cs_d, ss_d)
+        self.enter_user(ctx, regs, frame, (cs, cs_d), (ss, ss_d))
     }
 
     /// PENDING_ANY and the sti hook that goes with it (wedge.c, set_any()).
@@ -187,8 +190,8 @@ impl KvmBackend {
         ctx: &mut VmContext<'_>,
         mut regs: kvm_regs,
         frame: Frame,
-        cs_d: u64,
-        ss_d: u64,
+        (cs, cs_d): (u16, u64),
+        (ss, ss_d): (u16, u64),
     ) -> Result<Disposition, Stop> {
         self.ensure_room(ctx)?;
         let slot = self.slot.as_ref().ok_or_else(|| abi("no wedge"))?;
@@ -201,8 +204,8 @@ impl KvmBackend {
         s.idt.base = R_IDT_U.va();
         s.idt.limit = 0xfff;
         s.tr = tss_segment(SEL_TSS_USER, R_TSS.va() + TSS_USER);
-        s.cs = segment(frame.cs as u16, cs_d | (1 << 40));
-        s.ss = segment(frame.ss as u16, ss_d | (1 << 40));
+        s.cs = segment(cs, cs_d | (1 << 40));
+        s.ss = segment(ss, ss_d | (1 << 40));
         s.ds = null_segment();
         s.es = null_segment();
         s.fs = kvm_segment {
