@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 
 use super::bytes::{uint_bytes, Cursor};
-use super::{unchanged_as_none, Addr, Ctx, Input, Out, Rebuilt, Result};
+use super::{unchanged_as_none, Ctx, Input, Out, Rebuilt, Result};
 
 /// What an FDE needs from its CIE.
 #[derive(Clone, Copy, Debug)]
@@ -67,7 +67,7 @@ pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>, is_eh: bool) -> Result<Opt
         let id = c.u32()?;
         let is_cie = if is_eh { id == 0 } else { id == 0xffff_ffff };
         if is_cie {
-            let cie = parse_cie(ctx, inp, &mut c, is_eh)?;
+            let cie = parse_cie(&mut c, is_eh)?;
             cies.insert(start as u64, (out.pos(), cie));
             out.copy(inp, start, end)?;
         } else {
@@ -151,7 +151,7 @@ fn enc_size(enc: u8, addr_size: u8) -> Option<u8> {
     }
 }
 
-fn parse_cie(ctx: &Ctx<'_>, inp: &Input<'_>, c: &mut Cursor<'_>, is_eh: bool) -> Result<Cie> {
+fn parse_cie(c: &mut Cursor<'_>, is_eh: bool) -> Result<Cie> {
     let at = c.pos();
     let version = c.u8()?;
     let ok = if is_eh {
@@ -247,7 +247,6 @@ fn parse_cie(ctx: &Ctx<'_>, inp: &Input<'_>, c: &mut Cursor<'_>, is_eh: bool) ->
     if !loc_free {
         return Err(c.err_at(at, "CIE initial instructions advance the location"));
     }
-    let _ = (ctx, inp);
     Ok(cie)
 }
 
@@ -493,7 +492,6 @@ impl Fde<'_, '_> {
         let len = u32::try_from(total - 4)
             .map_err(|_| inp.err(start as u64, "record length overflows"))?;
         out.patch(new_start, &len.to_le_bytes());
-        let _: Addr = loc;
         Ok(())
     }
 }
