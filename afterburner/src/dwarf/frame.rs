@@ -517,3 +517,43 @@ fn encode_advance(units: u64, min_form: u8) -> Option<Vec<u8>> {
     let b = units32.to_le_bytes();
     Some(vec![0x04, b[0], b[1], b[2], b[3]])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advances_never_take_a_smaller_form() {
+        assert_eq!(encode_advance(5, 0), Some(vec![0x45]));
+        assert_eq!(encode_advance(63, 0), Some(vec![0x7f]));
+        assert_eq!(encode_advance(64, 0), Some(vec![0x02, 64]));
+        // An advance_loc1 stays advance_loc1 even when 6 bits would do.
+        assert_eq!(encode_advance(5, 1), Some(vec![0x02, 5]));
+        assert_eq!(encode_advance(300, 1), Some(vec![0x03, 0x2c, 0x01]));
+        assert_eq!(encode_advance(5, 3), Some(vec![0x04, 5, 0, 0, 0]));
+        assert_eq!(encode_advance(0x1_0000, 0), Some(vec![0x04, 0, 0, 1, 0]));
+        assert_eq!(encode_advance(1 << 32, 0), None);
+    }
+
+    fn records(sizes: &[usize]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for &s in sizes {
+            v.extend_from_slice(&u32::try_from(s - 4).unwrap().to_le_bytes());
+            v.resize(v.len() + s - 4, 0);
+        }
+        v
+    }
+
+    #[test]
+    fn record_alignment_follows_the_producer() {
+        // GNU as .eh_frame: ends at 0x18, 0x2c, 0x40, then the last one at 0x58.
+        assert_eq!(alignments(&records(&[0x18, 0x14, 0x14, 0x18])), (4, 8));
+        // GCC's own CFI: every end a multiple of 8.
+        assert_eq!(alignments(&records(&[0x18, 0x18, 0x20])), (8, 8));
+        // Unaligned producer.
+        assert_eq!(alignments(&records(&[0x17, 0x14])), (1, 1));
+        // Truncated or 64-bit records end the scan without panicking.
+        assert_eq!(alignments(&[0xff, 0xff, 0xff, 0xff, 1, 2]), (8, 8));
+        assert_eq!(alignments(&[0x40, 0, 0, 0, 1]), (8, 8));
+    }
+}
