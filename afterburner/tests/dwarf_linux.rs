@@ -191,7 +191,7 @@ fn check_object(path: &Path, dense: bool, stats: &Mutex<Stats>, addr2line: bool)
     // llvm-dwarfdump --verify must judge both alike. LLVM 14 needs minutes on some objects
     // (the originals too), so: sites mode, small objects, 5 s each, timeouts skipped.
     let mut verified = 0;
-    if !dense && has_dwarf && orig.len() < 48 * 1024 && have_llvm_dwarfdump() {
+    if !dense && has_dwarf && orig.len() < 24 * 1024 && have_llvm_dwarfdump() {
         let verdict = |bytes: &[u8]| -> Option<bool> {
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join("obj.o"), bytes).unwrap();
