@@ -257,15 +257,16 @@ fn assemble(real: &Path, parsed: &AsArgs, source: &[u8], name: &str, dir: &Path)
             match asm_pad::pad(text, &opts) {
                 Ok(p) => p.text.into_bytes(),
                 Err(PadError::Unsupported { line, what }) => {
+                    let at = source_position(text, name, line);
                     if strict() {
                         eprintln!(
-                            "afterburner as: {name}:{line}: error: {what} (AFTERBURNER_AS_STRICT=1)"
+                            "afterburner as: {at}: error: not padded: {what} (AFTERBURNER_AS_STRICT=1)"
                         );
                         return 1;
                     }
                     warn(
-                        name,
-                        &format!("line {line}: {what}; assembled UNPADDED, no .afterburn records"),
+                        &at,
+                        &format!("{what}; assembled UNPADDED, no .afterburn records"),
                     );
                     source.to_vec()
                 }
@@ -306,6 +307,39 @@ fn assemble(real: &Path, parsed: &AsArgs, source: &[u8], name: &str, dir: &Path)
     }
     final_args.push(text_in.into_os_string());
     run_real(real, &final_args)
+}
+
+/// `FILE:LINE` of line `line` of `text`, following the preprocessor's line markers
+/// (`# 12 "arch/x86/entry/entry_64.S"`) that gcc leaves in preprocessed `.S` input, plus the
+/// assembler input's own name and line when they differ.
+pub fn source_position(text: &str, name: &str, line: usize) -> String {
+    let mut file: Option<&str> = None;
+    // Number (in `file`) of the line being looked at.
+    let mut cur = 1usize;
+    for (i, l) in text.lines().enumerate() {
+        if i + 1 >= line {
+            break;
+        }
+        let marker = l.strip_prefix('#').and_then(|rest| {
+            let rest = rest.trim_start();
+            let rest = rest.strip_prefix("line").map_or(rest, str::trim_start);
+            let num: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let after = rest[num.len()..].trim_start().strip_prefix('"')?;
+            let end = after.find('"')?;
+            Some((num.parse::<usize>().ok()?, &after[..end]))
+        });
+        match marker {
+            Some((n, f)) => {
+                file = Some(f);
+                cur = n;
+            }
+            None => cur += 1,
+        }
+    }
+    match file {
+        Some(f) if !f.starts_with('<') => format!("{f}:{cur} ({name}:{line})"),
+        _ => format!("{name}:{line}"),
+    }
 }
 
 fn strict() -> bool {
@@ -378,6 +412,11 @@ mod tests {
         assert_eq!(p.options, v(&["--defsym", "A=1"]));
         assert_eq!(p.inputs, v(&["-"]));
         assert!(parse_args(&v(&["--version"])).info_only);
+        assert_eq!(
+            source_position("# 1 \"a.S\"\nx\n# 10 \"inc.h\" 1\ny\nz\n", "t.s", 5),
+            "inc.h:11 (t.s:5)"
+        );
+        assert_eq!(source_position("x\ny\n", "t.s", 2), "t.s:2");
         assert_eq!(
             probe_options(&v(&["-alh=x.lst", "--MD", "d", "--64"])),
             v(&["--64"])
