@@ -495,6 +495,24 @@ impl ProbeInfo {
     }
 }
 
+/// True when a `.section`/`.pushsection` statement names `.afterburn_noannotate`.
+fn selects_noannotate(src: &str) -> bool {
+    lex(src).iter().any(|s| {
+        let Kind::Directive(d) = &s.kind else {
+            return false;
+        };
+        if d != ".section" && d != ".pushsection" {
+            return false;
+        }
+        let name = src[s.body + d.len()..s.end]
+            .trim()
+            .split(|c: char| c == ',' || c.is_ascii_whitespace())
+            .next()
+            .unwrap_or("");
+        name.trim_matches('"') == NOANNOTATE_SECTION_NAME
+    })
+}
+
 fn is_conditional(d: &str) -> bool {
     d.starts_with(".if") || d.starts_with(".else") || d == ".endif"
 }
@@ -690,6 +708,14 @@ fn unroll(src: &str) -> Result<String, PadError> {
 
 /// Pads `source` (GNU `as` syntax, x86-64).
 pub fn pad(source: &str, opts: &Options) -> Result<Padded, PadError> {
+    // docs/annotation-format.md: an object with `.afterburn_noannotate` is left unchanged, so
+    // such input is assembled as it is (whatever else it holds: `.code32`, macros, ...).
+    if selects_noannotate(source) {
+        return Ok(Padded {
+            text: source.to_string(),
+            sites: Vec::new(),
+        });
+    }
     let unrolled = unroll(source)?;
     let source = unrolled.as_str();
     let stmts = lex(source);

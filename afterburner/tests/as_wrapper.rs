@@ -147,11 +147,16 @@ fn noannotate_input_is_assembled_as_is() {
     let src = t.p("n.S");
     std::fs::write(
         &src,
-        "\t.pushsection .afterburn_noannotate,\"\",@progbits\n\t.popsection\n\t.text\nf:\tcli\n\tret\n",
+        "\t.pushsection .afterburn_noannotate,\"\",@progbits\n\t.popsection\n\t.text\nf:\tcli\n\tret\n\t.code32\ng:\tcli\n",
     )
     .unwrap();
     gcc(None, &src, &t.p("plain.o"));
-    gcc(Some(&bin), &src, &t.p("wrapped.o"));
+    let out = gcc(Some(&bin), &src, &t.p("wrapped.o"));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!has_section(&t.p("wrapped.o"), ".afterburn"));
     assert_eq!(text_bytes(&t.p("plain.o")), text_bytes(&t.p("wrapped.o")));
 }
