@@ -287,6 +287,21 @@ fn assemble(real: &Path, parsed: &AsArgs, source: &[u8], name: &str, dir: &Path)
                     }
                     return code;
                 }
+                Err(PadError::Probe(e)) => {
+                    // Bytes the decoder refuses (data in code, ...): `afterburner burn` refuses
+                    // such an object too.
+                    if strict() {
+                        eprintln!(
+                            "afterburner as: {name}: error: not padded: {e} (AFTERBURNER_AS_STRICT=1)"
+                        );
+                        return 1;
+                    }
+                    warn(
+                        name,
+                        &format!("{e}; assembled UNPADDED, no .afterburn records"),
+                    );
+                    source.to_vec()
+                }
                 Err(e) => {
                     eprintln!("afterburner as: {name}: error: {e}");
                     return 1;
