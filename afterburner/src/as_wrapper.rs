@@ -242,7 +242,8 @@ fn assemble(real: &Path, parsed: &AsArgs, source: &[u8], name: &str, dir: &Path)
         Err(e) => {
             warn(
                 name,
-                &format!("input is not UTF-8 ({e}); passed through UNPADDED"),
+                &format!("input is not UTF-8 ({e}); assembled UNPADDED, no .afterburn records"),
+                parsed.output.as_ref(),
             );
             source.to_vec()
         }
@@ -267,6 +268,7 @@ fn assemble(real: &Path, parsed: &AsArgs, source: &[u8], name: &str, dir: &Path)
                     warn(
                         &at,
                         &format!("{what}; assembled UNPADDED, no .afterburn records"),
+                        parsed.output.as_ref(),
                     );
                     source.to_vec()
                 }
@@ -299,6 +301,7 @@ fn assemble(real: &Path, parsed: &AsArgs, source: &[u8], name: &str, dir: &Path)
                     warn(
                         name,
                         &format!("{e}; assembled UNPADDED, no .afterburn records"),
+                        parsed.output.as_ref(),
                     );
                     source.to_vec()
                 }
@@ -361,8 +364,9 @@ fn strict() -> bool {
     std::env::var_os("AFTERBURNER_AS_STRICT").is_some_and(|v| v == "1")
 }
 
-fn warn(name: &str, what: &str) {
-    eprintln!("afterburner as: WARNING: {name}: {what}");
+fn warn(name: &str, what: &str, output: Option<&OsString>) {
+    let out = output.map_or_else(|| "a.out".into(), |o| Path::new(o).display().to_string());
+    eprintln!("afterburner as: WARNING: {name}: {what} (output {out})");
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {

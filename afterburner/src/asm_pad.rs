@@ -34,9 +34,10 @@
 //! without such a `.skip` are reported by the verifier when the replacement no longer fits.)
 //!
 //! TODO (not handled yet; each is refused with an error naming the line unless noted):
-//! * `.macro`/`.rept`/`.irp`/`.irpc` bodies and `.include` (a label per statement would be
-//!   defined once per expansion); the front end will need `as --MD`-free expansion or
-//!   per-expansion labels;
+//! * `.macro` (anywhere in the input), `.irpc`, `.rept` with a count that is not a constant
+//!   integer expression, and `.include` (a label per statement of a macro body would be defined
+//!   once per expansion; a macro expander is the next step). `.rept N` and `.irp` are unrolled
+//!   ([`unroll`]); input selecting `.afterburn_noannotate` is returned unchanged;
 //! * `.code16`/`.code32` (decoding is 64-bit only);
 //! * subsections (`.subsection`, `.text 1`): statement order is then not section order;
 //! * a site that ends inside a statement (e.g. `.byte 0xfa, 0x90`): the `.byte` list would

@@ -29,8 +29,7 @@ impl Drop for Tmp {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    out
+    cmd.output().unwrap()
 }
 
 fn ok(cmd: &mut Command) -> Output {
