@@ -256,6 +256,27 @@ fn assemble(real: &Path, parsed: &AsArgs, source: &[u8], name: &str, dir: &Path)
                 },
             };
             match asm_pad::pad(text, &opts) {
+                Ok(p) if !p.sites.is_empty() && asm_pad::defines_macros(text) => {
+                    // Macro invocations may emit bytes anywhere: check the padded object
+                    // against the original with the verifier before using it.
+                    match check_padded(real, parsed, source, p.text.as_bytes(), dir) {
+                        Ok(()) => p.text.into_bytes(),
+                        Err(why) => {
+                            if strict() {
+                                eprintln!(
+                                    "afterburner as: {name}: error: not padded: {why} (AFTERBURNER_AS_STRICT=1)"
+                                );
+                                return 1;
+                            }
+                            warn(
+                                name,
+                                &format!("{why}; assembled UNPADDED, no .afterburn records"),
+                                parsed.output.as_ref(),
+                            );
+                            source.to_vec()
+                        }
+                    }
+                }
                 Ok(p) => p.text.into_bytes(),
                 Err(PadError::Unsupported { line, what }) => {
                     let at = source_position(text, name, line);
@@ -357,6 +378,52 @@ pub fn source_position(text: &str, name: &str, line: usize) -> String {
     match file {
         Some(f) if !f.starts_with('<') => format!("{f}:{cur} ({name}:{line})"),
         _ => format!("{name}:{line}"),
+    }
+}
+
+/// Assembles the original and the padded text and runs `afterburner verify --realign` on the
+/// pair.
+fn check_padded(
+    real: &Path,
+    parsed: &AsArgs,
+    original: &[u8],
+    padded: &[u8],
+    dir: &Path,
+) -> Result<(), String> {
+    let opts = probe_options(&parsed.options);
+    let mut objs = Vec::new();
+    for (tag, text) in [("orig", original), ("padded", padded)] {
+        let src = dir.join(format!("check-{tag}.s"));
+        let obj = dir.join(format!("check-{tag}.o"));
+        write_file(&src, text)?;
+        let out = Command::new(real)
+            .args(&opts)
+            .arg("-o")
+            .arg(&obj)
+            .arg(&src)
+            .output()
+            .map_err(|e| format!("{}: {e}", real.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "as failed on the {tag} text of the check: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        objs.push(obj);
+    }
+    let vopts = crate::verify::Options {
+        realign: true,
+        ..Default::default()
+    };
+    let rep = crate::verify::run_with(&objs[0], &objs[1], &vopts).map_err(|e| e.to_string())?;
+    if rep.is_ok() {
+        Ok(())
+    } else {
+        let text = rep.render(3);
+        let first = text.lines().next().unwrap_or("").to_string();
+        Err(format!(
+            "the padded macro input fails verification ({first})"
+        ))
     }
 }
 

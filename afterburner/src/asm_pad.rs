@@ -390,7 +390,6 @@ const ALIGN_DIRECTIVES: &[&str] = &[
     ".balignl",
 ];
 const UNSUPPORTED_DIRECTIVES: &[&str] = &[
-    ".macro",
     ".rept",
     ".irp",
     ".irpc",
@@ -402,15 +401,48 @@ const UNSUPPORTED_DIRECTIVES: &[&str] = &[
     ".subsection",
 ];
 
+/// For each statement: inside a `.macro` ... `.endm` definition (the definition lines
+/// themselves included). Such statements emit nothing where they stand; `as` expands them at
+/// each invocation.
+fn macro_mask(stmts: &[Stmt]) -> Vec<bool> {
+    let mut depth = 0usize;
+    stmts
+        .iter()
+        .map(|s| match &s.kind {
+            Kind::Directive(d) if d == ".macro" => {
+                depth += 1;
+                true
+            }
+            Kind::Directive(d) if d == ".endm" && depth > 0 => {
+                depth -= 1;
+                true
+            }
+            _ => depth > 0,
+        })
+        .collect()
+}
+
+/// True when the input defines a macro (its invocations may emit bytes into any section, so
+/// the padded result must be checked against the original: [`crate::as_wrapper`] does).
+pub fn defines_macros(src: &str) -> bool {
+    lex(src)
+        .iter()
+        .any(|s| matches!(&s.kind, Kind::Directive(d) if d == ".macro"))
+}
+
 fn check_supported(src: &str, stmts: &[Stmt]) -> Result<(), PadError> {
+    let in_macro = macro_mask(stmts);
     if src.contains(PROBE) || src.contains(SITE_LABEL) {
         return Err(PadError::Unsupported {
             line: 0,
             what: format!("the input already uses {PROBE} or {SITE_LABEL} names"),
         });
     }
-    for s in stmts {
+    for (s, &in_macro) in stmts.iter().zip(&in_macro) {
         if let Kind::Directive(d) = &s.kind {
+            if in_macro && !d.starts_with(".code") {
+                continue;
+            }
             if UNSUPPORTED_DIRECTIVES.contains(&d.as_str()) {
                 return Err(PadError::Unsupported {
                     line: s.line,
@@ -617,19 +649,17 @@ fn unroll(src: &str) -> Result<String, PadError> {
     let mut text = src.to_string();
     loop {
         let stmts = lex(&text);
-        if stmts
-            .iter()
-            .any(|s| matches!(&s.kind, Kind::Directive(d) if d == ".macro"))
-        {
-            return Ok(text);
-        }
-        // The first block whose body has no nested block.
+        let in_macro = macro_mask(&stmts);
+        // The first block outside macro definitions whose body has no nested block.
         let mut open: Option<usize> = None;
         let mut found = None;
         for (k, s) in stmts.iter().enumerate() {
             let Kind::Directive(d) = &s.kind else {
                 continue;
             };
+            if in_macro[k] {
+                continue;
+            }
             match d.as_str() {
                 ".rept" | ".irp" | ".irpc" => open = Some(k),
                 ".endr" => {
@@ -723,11 +753,13 @@ pub fn pad(source: &str, opts: &Options) -> Result<Padded, PadError> {
     check_supported(source, &stmts)?;
 
     // Probe.
+    let in_macro = macro_mask(&stmts);
     let probe_text = splice(
         source,
         stmts
             .iter()
             .enumerate()
+            .filter(|(k, _)| !in_macro[*k])
             .filter(|(_, s)| s.kind != Kind::Empty || s.body > s.start)
             // `as` only recognizes a conditional directive while skipping when it starts the
             // statement, so these get no label.

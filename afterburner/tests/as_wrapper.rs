@@ -167,7 +167,7 @@ fn unsupported_input_warns_loudly_names_the_source_line_and_strict_refuses() {
     let src = t.p("m.S");
     std::fs::write(
         &src,
-        "#define X 1\n.macro foo\n\tcli\n.endm\n\t.text\nf:\tfoo\n\tret\n",
+        "#define X 1\n.macro foo\n\tcli\n\tnop\n.endm\n\t.text\nf:\tfoo\n\tret\n",
     )
     .unwrap();
     gcc(None, &src, &t.p("plain.o"));
@@ -175,8 +175,8 @@ fn unsupported_input_warns_loudly_names_the_source_line_and_strict_refuses() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("afterburner as: WARNING: ")
-            && err.contains("m.S:2 ")
-            && err.contains(".macro"),
+            && err.contains("m.S:7 ")
+            && err.contains("ends inside this statement"),
         "{err}"
     );
     assert!(err.contains("UNPADDED"), "{err}");
@@ -232,4 +232,41 @@ fn stdin_input_and_shim_first_in_path() {
         .arg(&src));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nosuchinsn"));
+}
+
+#[test]
+fn macros_rept_and_irp_are_padded_and_match_burn() {
+    let t = Tmp::new("macro-ok");
+    let bin = install(&t);
+    let src = t.p("k.S");
+    std::fs::write(
+        &src,
+        concat!(
+            ".macro IRQ_OFF\n\tcli\n.endm\n",
+            ".macro TABLE n\n\t.pushsection .rodata\n\t.long \\n\n\t.popsection\n.endm\n",
+            "\t.text\n\t.globl f\n\t.type f, @function\nf:\tIRQ_OFF\n\tTABLE 3\n",
+            "\t.rept 3\n\tout %al, $0x80\n\t.endr\n",
+            "\t.irp r, ax, bx\n\tpush %r\\r\n\t.endr\n",
+            "\tret\n\t.size f, .-f\n",
+        ),
+    )
+    .unwrap();
+    gcc(None, &src, &t.p("native.o"));
+    let out = gcc(Some(&bin), &src, &t.p("wrapped.o"));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(Command::new(AB)
+        .arg("burn")
+        .arg(t.p("native.o"))
+        .arg("-o")
+        .arg(t.p("burnt.o")));
+    let d = ok(Command::new(AB)
+        .arg("site-diff")
+        .arg(t.p("burnt.o"))
+        .arg(t.p("wrapped.o")));
+    let text = String::from_utf8_lossy(&d.stdout);
+    assert!(text.contains("4 sites agree, 0 disagree"), "{text}");
 }
