@@ -420,7 +420,7 @@ fn check_padded(
         Ok(())
     } else {
         let text = rep.render(3);
-        let first = text.lines().next().unwrap_or("").to_string();
+        let first = text.lines().take(3).collect::<Vec<_>>().join("; ");
         Err(format!(
             "the padded macro input fails verification ({first})"
         ))
