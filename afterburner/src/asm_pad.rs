@@ -34,10 +34,12 @@
 //! without such a `.skip` are reported by the verifier when the replacement no longer fits.)
 //!
 //! TODO (not handled yet; each is refused with an error naming the line unless noted):
-//! * `.macro` (anywhere in the input), `.irpc`, `.rept` with a count that is not a constant
-//!   integer expression, and `.include` (a label per statement of a macro body would be defined
-//!   once per expansion; a macro expander is the next step). `.rept N` and `.irp` are unrolled
-//!   ([`unroll`]); input selecting `.afterburn_noannotate` is returned unchanged;
+//! * sites inside a `.macro` invocation that do not end where the invocation ends (macro bodies
+//!   get no probe labels; a macro expander is the next step), `.irpc`, `.rept` with a count
+//!   that is not a constant integer expression, and `.include`. `.rept N` and `.irp` are
+//!   unrolled ([`unroll`]); input selecting `.afterburn_noannotate` is returned unchanged.
+//!   Macro invocations may emit into other sections unlabeled: callers must verify padded
+//!   macro input ([`defines_macros`]; `afterburner as` does);
 //! * `.code16`/`.code32` (decoding is 64-bit only);
 //! * subsections (`.subsection`, `.text 1`): statement order is then not section order;
 //! * a site that ends inside a statement (e.g. `.byte 0xfa, 0x90`): the `.byte` list would
