@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# The test command: set up a fresh machine, build everything, run every test.
+# The test command: set up a fresh machine, build everything, run every test (release profile:
+# the real-Linux corpus tests decode and rewrite tens of MB and are slow in debug).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo build --workspace --all-targets
-cargo test --workspace
+cargo build --release --workspace --all-targets
+cargo test --release --workspace
 # One short compare over the example kernels on every backend, native against afterburnt:
 # fails on a mismatch (docs/compare.md).
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
-  bin=target/debug
+  bin=target/release
   rm -rf target/guests/burnt
   "$bin/afterburn-guests" --afterburner "$bin/afterburner"
   for k in $("$bin/afterburn-guests" --list); do

@@ -34,9 +34,12 @@
 //! without such a `.skip` are reported by the verifier when the replacement no longer fits.)
 //!
 //! TODO (not handled yet; each is refused with an error naming the line unless noted):
-//! * `.macro`/`.rept`/`.irp`/`.irpc` bodies and `.include` (a label per statement would be
-//!   defined once per expansion); the front end will need `as --MD`-free expansion or
-//!   per-expansion labels;
+//! * sites inside a `.macro` invocation that do not end where the invocation ends (macro bodies
+//!   get no probe labels; a macro expander is the next step), `.irpc`, `.rept` with a count
+//!   that is not a constant integer expression, and `.include`. `.rept N` and `.irp` are
+//!   unrolled ([`unroll`]); input selecting `.afterburn_noannotate` is returned unchanged.
+//!   Macro invocations may emit into other sections unlabeled: callers must verify padded
+//!   macro input ([`defines_macros`]; `afterburner as` does);
 //! * `.code16`/`.code32` (decoding is 64-bit only);
 //! * subsections (`.subsection`, `.text 1`): statement order is then not section order;
 //! * a site that ends inside a statement (e.g. `.byte 0xfa, 0x90`): the `.byte` list would
@@ -389,10 +392,10 @@ const ALIGN_DIRECTIVES: &[&str] = &[
     ".balignl",
 ];
 const UNSUPPORTED_DIRECTIVES: &[&str] = &[
-    ".macro",
     ".rept",
     ".irp",
     ".irpc",
+    ".endr",
     ".include",
     ".code16",
     ".code32",
@@ -400,15 +403,48 @@ const UNSUPPORTED_DIRECTIVES: &[&str] = &[
     ".subsection",
 ];
 
+/// For each statement: inside a `.macro` ... `.endm` definition (the definition lines
+/// themselves included). Such statements emit nothing where they stand; `as` expands them at
+/// each invocation.
+fn macro_mask(stmts: &[Stmt]) -> Vec<bool> {
+    let mut depth = 0usize;
+    stmts
+        .iter()
+        .map(|s| match &s.kind {
+            Kind::Directive(d) if d == ".macro" => {
+                depth += 1;
+                true
+            }
+            Kind::Directive(d) if d == ".endm" && depth > 0 => {
+                depth -= 1;
+                true
+            }
+            _ => depth > 0,
+        })
+        .collect()
+}
+
+/// True when the input defines a macro (its invocations may emit bytes into any section, so
+/// the padded result must be checked against the original: [`crate::as_wrapper`] does).
+pub fn defines_macros(src: &str) -> bool {
+    lex(src)
+        .iter()
+        .any(|s| matches!(&s.kind, Kind::Directive(d) if d == ".macro"))
+}
+
 fn check_supported(src: &str, stmts: &[Stmt]) -> Result<(), PadError> {
+    let in_macro = macro_mask(stmts);
     if src.contains(PROBE) || src.contains(SITE_LABEL) {
         return Err(PadError::Unsupported {
             line: 0,
             what: format!("the input already uses {PROBE} or {SITE_LABEL} names"),
         });
     }
-    for s in stmts {
+    for (s, &in_macro) in stmts.iter().zip(&in_macro) {
         if let Kind::Directive(d) = &s.kind {
+            if in_macro && !d.starts_with(".code") {
+                continue;
+            }
             if UNSUPPORTED_DIRECTIVES.contains(&d.as_str()) {
                 return Err(PadError::Unsupported {
                     line: s.line,
@@ -494,18 +530,242 @@ impl ProbeInfo {
     }
 }
 
+/// True when a `.section`/`.pushsection` statement names `.afterburn_noannotate`.
+fn selects_noannotate(src: &str) -> bool {
+    lex(src).iter().any(|s| {
+        let Kind::Directive(d) = &s.kind else {
+            return false;
+        };
+        if d != ".section" && d != ".pushsection" {
+            return false;
+        }
+        let name = src[s.body + d.len()..s.end]
+            .trim()
+            .split(|c: char| c == ',' || c.is_ascii_whitespace())
+            .next()
+            .unwrap_or("");
+        name.trim_matches('"') == NOANNOTATE_SECTION_NAME
+    })
+}
+
+fn is_conditional(d: &str) -> bool {
+    d.starts_with(".if") || d.starts_with(".else") || d == ".endif"
+}
+
+/// Most repetitions one `.rept`/`.irp` may unroll to.
+const MAX_UNROLL: u64 = 1 << 16;
+
+/// Evaluates a `.rept` count written with integer literals and `+ - * / % << >> ( )`.
+fn eval_count(e: &str) -> Option<i64> {
+    fn atom(t: &[u8], i: &mut usize) -> Option<i64> {
+        while *i < t.len() && t[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+        match t.get(*i)? {
+            b'(' => {
+                *i += 1;
+                let v = expr(t, i, 0)?;
+                while *i < t.len() && t[*i].is_ascii_whitespace() {
+                    *i += 1;
+                }
+                (t.get(*i) == Some(&b')')).then(|| *i += 1)?;
+                Some(v)
+            }
+            b'-' => {
+                *i += 1;
+                atom(t, i)?.checked_neg()
+            }
+            b'+' => {
+                *i += 1;
+                atom(t, i)
+            }
+            c if c.is_ascii_digit() => {
+                let s = *i;
+                while *i < t.len() && t[*i].is_ascii_alphanumeric() {
+                    *i += 1;
+                }
+                let lit = std::str::from_utf8(&t[s..*i]).ok()?.to_ascii_lowercase();
+                let lit = lit.trim_end_matches(['u', 'l']);
+                if let Some(h) = lit.strip_prefix("0x") {
+                    i64::from_str_radix(h, 16).ok()
+                } else if let Some(b) = lit.strip_prefix("0b") {
+                    i64::from_str_radix(b, 2).ok()
+                } else if lit.len() > 1 && lit.starts_with('0') {
+                    i64::from_str_radix(&lit[1..], 8).ok()
+                } else {
+                    lit.parse().ok()
+                }
+            }
+            _ => None,
+        }
+    }
+    fn expr(t: &[u8], i: &mut usize, min_prec: u8) -> Option<i64> {
+        let mut lhs = atom(t, i)?;
+        loop {
+            while *i < t.len() && t[*i].is_ascii_whitespace() {
+                *i += 1;
+            }
+            let rest = &t[*i..];
+            let (op, len, prec): (&str, usize, u8) = if rest.starts_with(b"<<") {
+                ("<<", 2, 1)
+            } else if rest.starts_with(b">>") {
+                (">>", 2, 1)
+            } else {
+                match rest.first() {
+                    Some(b'+') => ("+", 1, 2),
+                    Some(b'-') => ("-", 1, 2),
+                    Some(b'*') => ("*", 1, 3),
+                    Some(b'/') => ("/", 1, 3),
+                    Some(b'%') => ("%", 1, 3),
+                    _ => return Some(lhs),
+                }
+            };
+            if prec < min_prec {
+                return Some(lhs);
+            }
+            *i += len;
+            let rhs = expr(t, i, prec + 1)?;
+            lhs = match op {
+                "<<" => lhs.checked_shl(u32::try_from(rhs).ok()?)?,
+                ">>" => lhs.checked_shr(u32::try_from(rhs).ok()?)?,
+                "+" => lhs.checked_add(rhs)?,
+                "-" => lhs.checked_sub(rhs)?,
+                "*" => lhs.checked_mul(rhs)?,
+                "/" => lhs.checked_div(rhs)?,
+                _ => lhs.checked_rem(rhs)?,
+            };
+        }
+    }
+    let t = e.as_bytes();
+    let mut i = 0;
+    let v = expr(t, &mut i, 0)?;
+    t[i..].iter().all(u8::is_ascii_whitespace).then_some(v)
+}
+
+/// Unrolls `.rept N` (N a constant expression) and `.irp SYM, VALUES` blocks, innermost first,
+/// so that every statement of the result emits its bytes once and can carry a probe label.
+/// The unrolled statements go on the line of the `.rept`/`.irp` (joined with `;`), and the
+/// body's lines are left empty, so that every later line keeps its number (DWARF line info,
+/// `#` line markers). Input with `.macro` is left alone (refused later).
+fn unroll(src: &str) -> Result<String, PadError> {
+    let mut text = src.to_string();
+    loop {
+        let stmts = lex(&text);
+        let in_macro = macro_mask(&stmts);
+        // The first block outside macro definitions whose body has no nested block.
+        let mut open: Option<usize> = None;
+        let mut found = None;
+        for (k, s) in stmts.iter().enumerate() {
+            let Kind::Directive(d) = &s.kind else {
+                continue;
+            };
+            if in_macro[k] {
+                continue;
+            }
+            match d.as_str() {
+                ".rept" | ".irp" | ".irpc" => open = Some(k),
+                ".endr" => {
+                    let Some(o) = open else {
+                        return Err(PadError::Unsupported {
+                            line: s.line,
+                            what: ".endr without .rept".into(),
+                        });
+                    };
+                    found = Some((o, k));
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some((o, e)) = found else {
+            return Ok(text);
+        };
+        let head = &stmts[o];
+        let Kind::Directive(d) = &head.kind else {
+            unreachable!()
+        };
+        let args = text[head.body + d.len()..head.end].trim().to_string();
+        let body: Vec<String> = stmts[o + 1..e]
+            .iter()
+            .filter(|s| s.end > s.start && !text[s.start..s.end].trim().is_empty())
+            .map(|s| text[s.start..s.end].trim().replace('\n', " "))
+            .collect();
+        let mut out: Vec<String> = Vec::new();
+        let unsupported = |what: String| PadError::Unsupported {
+            line: head.line,
+            what,
+        };
+        match d.as_str() {
+            ".rept" => {
+                let n = eval_count(&args).ok_or_else(|| {
+                    unsupported(format!(".rept count `{args}` is not a constant"))
+                })?;
+                let n = u64::try_from(n.max(0)).unwrap_or(0);
+                if n > MAX_UNROLL {
+                    return Err(unsupported(format!(".rept {n}: more than {MAX_UNROLL}")));
+                }
+                for _ in 0..n {
+                    out.extend(body.iter().cloned());
+                }
+            }
+            ".irp" => {
+                let (sym, values) = args
+                    .split_once([',', ' ', '\t'])
+                    .map_or((args.as_str(), ""), |(a, b)| (a.trim(), b.trim()));
+                if sym.is_empty() || !sym.bytes().all(is_ident_char) {
+                    return Err(unsupported(format!(".irp `{args}`")));
+                }
+                let values: Vec<&str> = values
+                    .split([',', ' ', '\t'])
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .collect();
+                let pat = format!("\\{sym}");
+                for v in if values.is_empty() { vec![""] } else { values } {
+                    for b in &body {
+                        out.push(b.replace(&pat, v).replace("\\()", ""));
+                    }
+                }
+            }
+            _ => return Err(unsupported(format!("directive {d}"))),
+        }
+        // The replacement: unrolled statements on the head's line, blank lines after.
+        let start = head.start;
+        let end = stmts[e].end;
+        let newlines = text[start..end].matches('\n').count();
+        let mut rep = out.join("; ");
+        rep.push_str(&"\n".repeat(newlines));
+        text.replace_range(start..end, &rep);
+    }
+}
+
 /// Pads `source` (GNU `as` syntax, x86-64).
 pub fn pad(source: &str, opts: &Options) -> Result<Padded, PadError> {
+    // docs/annotation-format.md: an object with `.afterburn_noannotate` is left unchanged, so
+    // such input is assembled as it is (whatever else it holds: `.code32`, macros, ...).
+    if selects_noannotate(source) {
+        return Ok(Padded {
+            text: source.to_string(),
+            sites: Vec::new(),
+        });
+    }
+    let unrolled = unroll(source)?;
+    let source = unrolled.as_str();
     let stmts = lex(source);
     check_supported(source, &stmts)?;
 
     // Probe.
+    let in_macro = macro_mask(&stmts);
     let probe_text = splice(
         source,
         stmts
             .iter()
             .enumerate()
+            .filter(|(k, _)| !in_macro[*k])
             .filter(|(_, s)| s.kind != Kind::Empty || s.body > s.start)
+            // `as` only recognizes a conditional directive while skipping when it starts the
+            // statement, so these get no label.
+            .filter(|(_, s)| !matches!(&s.kind, Kind::Directive(d) if is_conditional(d)))
             .map(|(k, s)| (s.start, s.start, format!("{PROBE}{k}: ")))
             .collect(),
     );
@@ -734,6 +994,23 @@ mod tests {
         );
         // Segment overrides are not labels.
         assert_eq!(kinds("mov %fs:0x28, %rax")[0].2, "mov %fs:0x28, %rax");
+    }
+
+    #[test]
+    fn unroll_keeps_line_numbers_and_expands_nested_blocks() {
+        let src = "a\n.rept 2*(1+1)\n1: cli # c\n.irp r, ax bx\npush %r\\r\n.endr\n.endr\nb\n";
+        let got = unroll(src).unwrap();
+        assert_eq!(got.lines().count(), src.lines().count());
+        assert_eq!(got.lines().nth(7), Some("b"));
+        let line2 = got.lines().nth(1).unwrap();
+        assert_eq!(line2.matches("1: cli").count(), 4, "{line2}");
+        assert_eq!(line2.matches("push %rax").count(), 4, "{line2}");
+        assert_eq!(line2.matches("push %rbx").count(), 4, "{line2}");
+        assert!(matches!(
+            unroll(".rept foo\nnop\n.endr\n"),
+            Err(PadError::Unsupported { line: 1, .. })
+        ));
+        assert_eq!(eval_count("0x10 - (2 << 2) % 3"), Some(14));
     }
 
     #[test]

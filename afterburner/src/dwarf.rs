@@ -7,29 +7,57 @@
 //!
 //! | section | what changes here |
 //! |---|---|
-//! | `.eh_frame`, `.debug_frame` | FDE address range; CFA `advance_loc*` deltas (records grow; rebuilt) |
+//! | `.eh_frame`, `.debug_frame` | FDE address range; CFA `advance_loc*` deltas (rebuilt) |
 //! | `.debug_line` | address advances of every row (programs re-encoded; units may grow) |
-//! | `.debug_info` | `DW_AT_high_pc` / `DW_AT_entry_pc` of constant class (patched in place) |
+//! | `.debug_info` | constant `DW_AT_high_pc` / `DW_AT_entry_pc` (in place, or units re-laid out) |
 //! | `.debug_rnglists`, `.debug_loclists` | offset pairs, lengths (ULEB128 may grow; rebuilt) |
 //! | `.debug_ranges`, `.debug_loc` | base-relative pairs (fixed size; patched in place) |
 //! | `.debug_aranges` | tuple lengths (patched in place) |
 //!
-//! The rule for every code location is the one [`OffsetMap::map`] implements: a location `L`
-//! (a row start, a range start or end, a function end) becomes `map(L)`, so bytes inserted at
-//! `L` fall *before* it. Padding after an instruction therefore belongs to that instruction's
-//! line row, CFI row and ranges; a range or FDE that ends with a padded instruction grows to
-//! cover its padding. A length `n` from `a` becomes `map(a + n) - map(a)`.
+//! # The location rule
+//!
+//! Every code location is mapped by [`OffsetMap::map`]: a location `L` (a line row, a CFI row,
+//! a range start or end, a function end) becomes `map(L)`, so bytes inserted at `L` fall
+//! *before* it. Padding after an instruction therefore belongs to that instruction's line row,
+//! CFI row and ranges; a range or FDE that ends with a padded instruction grows to cover its
+//! padding. A length `n` from `a` becomes `map(a + n) - map(a)`; a delta `d` from a base `b`
+//! becomes `map(b + d) - map(b)`. Row and range order are preserved (the map is strictly
+//! increasing), so location views (GCC's `DW_AT_GNU_locviews`, numbered by rows at one address)
+//! stay valid.
+//!
+//! This is exactly what GNU `as` computes for assembly padded with `.skip` right after the
+//! instruction (the tests use that as their oracle), with one deliberate difference: GCC
+//! writes the end of a call-clobbered variable location as `call_label - 1`; padding right
+//! after a call would make `as` stretch that location over the padding, while the map keeps it
+//! on the call (correct: the register is dead once the call returns). The burner never pads
+//! after a call.
 //!
 //! Addresses in a relocatable object are section offsets named by relocations: a field is a
 //! location in section `S` when a relocation against a symbol defined in `S` sits on it, and an
 //! absolute value otherwise (not moved). Base-relative fields (offset pairs, advances, lengths)
 //! inherit the section of their base.
 //!
+//! # Output
+//!
 //! Sections this module returns are complete: their data and all their relocations are final
-//! (addends into moved code and into sections whose layout changed here are mapped). Sections it
-//! does not return keep their data; their relocations follow the engine's generic rule, using
-//! the returned offset maps for sections that were rebuilt. Anything the module cannot rewrite
-//! with certainty is a [`DwarfError`] naming the section and offset; it never guesses.
+//! (addends into moved code and into sections whose layout changed here are mapped; references
+//! into the section itself are recomputed by its rewriter). Sections it does not return keep
+//! their data; their relocations follow the engine's generic rule, using the returned offset
+//! maps for sections that were rebuilt. A rebuilt section gets an offset map (points at record,
+//! unit, list-entry and DIE starts) when it grew; `.debug_line`, list sections and
+//! `.debug_info` never shrink (shorter encodings are padded with LEB128 continuation bytes),
+//! CFI sections may lose a few `DW_CFA_nop` bytes (only when nothing else points into them).
+//!
+//! # Refusals
+//!
+//! Anything the module cannot rewrite with certainty is a [`DwarfError`] naming the section and
+//! offset; it never guesses and never panics on malformed input. Refused, among others:
+//! compressed or unknown debug sections, split DWARF (skeleton units, `.dwo` sections),
+//! functions with an LSDA (`.gcc_except_table` call-site offsets) that moved inside,
+//! `DW_CFA_set_loc`, location advances in CIEs, 64-bit CFI, minimum instruction length or
+//! code alignment that the new deltas do not fit, REL (implicit-addend) relocations,
+//! relocations that cannot be mapped into moved code, and, when DIEs must move, location lists,
+//! DIE-naming expressions or name-index sections in the affected unit or object.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -14,12 +14,15 @@
 //!   [`burn::burn_bytes`] and their path-level wrappers); [`report`]: their summaries.
 //! * [`error`]: errors that name file, section and offset.
 //! * [`verify`]: `afterburner verify`, the independent check of a burnt object.
-//! * [`asm_pad`]: the text-level padder of GNU `as` input (seed of `afterburner as`).
+//! * [`asm_pad`]: the text-level padder of GNU `as` input; [`as_wrapper`]: `afterburner as`.
+//! * [`sitediff`]: sites of two burnt objects compared by function and instruction.
 #![forbid(unsafe_code)]
 
+pub mod as_wrapper;
 pub mod asm_pad;
 pub mod offset_map;
 pub mod sensitive;
+pub mod sitediff;
 
 pub mod burn;
 pub mod decode;

@@ -53,6 +53,27 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Behave as GNU `as`, padding and annotating every sensitive instruction of the input
+    /// (docs/kernel-builds.md). All arguments are those of `as`.
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    As {
+        /// GNU `as` arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+    /// Write DIR/as, a shim running `afterburner as`, so that `gcc -B DIR/` assembles through it.
+    InstallAs {
+        /// Directory for the shim.
+        dir: PathBuf,
+    },
+    /// Compare the annotated sites of two burnt objects by function and instruction (exit 0
+    /// same, 1 different, 2 error).
+    SiteDiff {
+        /// First burnt object (e.g. from `afterburner burn`).
+        a: PathBuf,
+        /// Second burnt object (e.g. from `afterburner as`).
+        b: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -94,6 +115,49 @@ fn main() -> ExitCode {
         Command::Verify { args } => {
             let code = afterburner::verify::main_entry(&args);
             ExitCode::from(u8::try_from(code).unwrap_or(2))
+        }
+        Command::As { args } => {
+            let code = afterburner::as_wrapper::main_entry(&args);
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+        Command::InstallAs { dir } => install_as(&dir),
+        Command::SiteDiff { a, b } => site_diff(&a, &b),
+    }
+}
+
+fn install_as(dir: &Path) -> ExitCode {
+    let exe = match std::env::current_exe().and_then(|p| p.canonicalize()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("afterburner install-as: cannot find this executable: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match afterburner::as_wrapper::install(dir, &exe) {
+        Ok(shim) => {
+            println!("{}", shim.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("afterburner install-as: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn site_diff(a: &Path, b: &Path) -> ExitCode {
+    match afterburner::sitediff::diff_files(a, b) {
+        Ok(d) => {
+            print!("{}", d.render());
+            if d.is_same() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("afterburner site-diff: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -95,7 +95,10 @@ impl OffsetMap {
     /// PC-relative relocations inside an instruction (the target is `S + A + insn_end - P`).
     /// Returns `None` when the arithmetic leaves `i64`.
     pub fn map_addend(&self, sym_value: u64, addend: i64, bias: i64) -> Option<i64> {
-        let target = i64::try_from(sym_value).ok()?.checked_add(addend)?.checked_add(bias)?;
+        let target = i64::try_from(sym_value)
+            .ok()?
+            .checked_add(addend)?
+            .checked_add(bias)?;
         let new_target = self.map_signed(target);
         let new_sym = i64::try_from(self.map(sym_value)).ok()?;
         new_target.checked_sub(new_sym)?.checked_sub(bias)

@@ -96,17 +96,29 @@ pub fn classify(insn: &Instruction) -> Option<Class> {
                 Code::Jmp_ptr1632 | Code::Call_ptr1632 => 4,
                 _ => return None,
             };
-            let kind = if insn.mnemonic() == Mnemonic::Jmp { K::FarJmp } else { K::FarCall };
-            let mem = if insn.op0_kind() == OpKind::Memory { Operands::MEM } else { 0 };
+            let kind = if insn.mnemonic() == Mnemonic::Jmp {
+                K::FarJmp
+            } else {
+                K::FarCall
+            };
+            let mem = if insn.op0_kind() == OpKind::Memory {
+                Operands::MEM
+            } else {
+                0
+            };
             mk(kind, Operands::new(Operands::NO_REG, 0, size, mem))
         }
-        Mnemonic::Int if insn.code() == Code::Int_imm8 => {
-            mk(K::IntN, Operands::new(Operands::NO_REG, insn.immediate8(), 0, Operands::IMM))
-        }
+        Mnemonic::Int if insn.code() == Code::Int_imm8 => mk(
+            K::IntN,
+            Operands::new(Operands::NO_REG, insn.immediate8(), 0, Operands::IMM),
+        ),
         Mnemonic::In => {
             let size = size_of_reg(insn.op0_register());
             if insn.op1_kind() == OpKind::Immediate8 {
-                mk(K::In, Operands::new(0, insn.immediate8(), size, Operands::IMM))
+                mk(
+                    K::In,
+                    Operands::new(0, insn.immediate8(), size, Operands::IMM),
+                )
             } else {
                 mk(K::In, Operands::new(0, 0, size, 0))
             }
@@ -114,12 +126,20 @@ pub fn classify(insn: &Instruction) -> Option<Class> {
         Mnemonic::Out => {
             let size = size_of_reg(insn.op1_register());
             if insn.op0_kind() == OpKind::Immediate8 {
-                mk(K::Out, Operands::new(0, insn.immediate8(), size, Operands::IMM))
+                mk(
+                    K::Out,
+                    Operands::new(0, insn.immediate8(), size, Operands::IMM),
+                )
             } else {
                 mk(K::Out, Operands::new(0, 0, size, 0))
             }
         }
-        m @ (Mnemonic::Insb | Mnemonic::Insw | Mnemonic::Insd | Mnemonic::Outsb | Mnemonic::Outsw | Mnemonic::Outsd) => {
+        m @ (Mnemonic::Insb
+        | Mnemonic::Insw
+        | Mnemonic::Insd
+        | Mnemonic::Outsb
+        | Mnemonic::Outsw
+        | Mnemonic::Outsd) => {
             let (kind, size) = match m {
                 Mnemonic::Insb => (K::Ins, 1),
                 Mnemonic::Insw => (K::Ins, 2),
@@ -128,34 +148,68 @@ pub fn classify(insn: &Instruction) -> Option<Class> {
                 Mnemonic::Outsw => (K::Outs, 2),
                 _ => (K::Outs, 4),
             };
-            let rep = if insn.has_rep_prefix() || insn.has_repne_prefix() { Operands::REP } else { 0 };
+            let rep = if insn.has_rep_prefix() || insn.has_repne_prefix() {
+                Operands::REP
+            } else {
+                0
+            };
             mk(kind, Operands::new(Operands::NO_REG, 0, size, rep))
         }
         Mnemonic::Mov => match insn.code() {
             Code::Mov_cr_r32 | Code::Mov_cr_r64 => mk(
                 K::MovToCr,
-                Operands::new(gpr(insn.op1_register())?, numbered(insn.op0_register(), Register::CR0), 8, 0),
+                Operands::new(
+                    gpr(insn.op1_register())?,
+                    numbered(insn.op0_register(), Register::CR0),
+                    8,
+                    0,
+                ),
             ),
             Code::Mov_r32_cr | Code::Mov_r64_cr => mk(
                 K::MovFromCr,
-                Operands::new(gpr(insn.op0_register())?, numbered(insn.op1_register(), Register::CR0), 8, 0),
+                Operands::new(
+                    gpr(insn.op0_register())?,
+                    numbered(insn.op1_register(), Register::CR0),
+                    8,
+                    0,
+                ),
             ),
             Code::Mov_dr_r32 | Code::Mov_dr_r64 => mk(
                 K::MovToDr,
-                Operands::new(gpr(insn.op1_register())?, numbered(insn.op0_register(), Register::DR0), 8, 0),
+                Operands::new(
+                    gpr(insn.op1_register())?,
+                    numbered(insn.op0_register(), Register::DR0),
+                    8,
+                    0,
+                ),
             ),
             Code::Mov_r32_dr | Code::Mov_r64_dr => mk(
                 K::MovFromDr,
-                Operands::new(gpr(insn.op0_register())?, numbered(insn.op1_register(), Register::DR0), 8, 0),
+                Operands::new(
+                    gpr(insn.op0_register())?,
+                    numbered(insn.op1_register(), Register::DR0),
+                    8,
+                    0,
+                ),
             ),
             Code::Mov_Sreg_rm16 | Code::Mov_Sreg_r32m16 | Code::Mov_Sreg_r64m16 => {
                 let (reg, mem) = rm_reg(insn, 1);
-                mk(K::MovToSeg, Operands::new(reg, seg_number(insn.op0_register()), 2, mem))
+                mk(
+                    K::MovToSeg,
+                    Operands::new(reg, seg_number(insn.op0_register()), 2, mem),
+                )
             }
             Code::Mov_rm16_Sreg | Code::Mov_r32m16_Sreg | Code::Mov_r64m16_Sreg => {
                 let (reg, mem) = rm_reg(insn, 0);
-                let size = if mem != 0 { 2 } else { size_of_reg(insn.op0_register()) };
-                mk(K::MovFromSeg, Operands::new(reg, seg_number(insn.op1_register()), size, mem))
+                let size = if mem != 0 {
+                    2
+                } else {
+                    size_of_reg(insn.op0_register())
+                };
+                mk(
+                    K::MovFromSeg,
+                    Operands::new(reg, seg_number(insn.op1_register()), size, mem),
+                )
             }
             _ => None,
         },
@@ -169,18 +223,42 @@ pub fn classify(insn: &Instruction) -> Option<Class> {
                 Code::Popq_FS | Code::Popq_GS => (K::PopSeg, 8),
                 _ => return None,
             };
-            mk(kind, Operands::new(Operands::NO_REG, seg_number(insn.op0_register()), size, 0))
+            mk(
+                kind,
+                Operands::new(Operands::NO_REG, seg_number(insn.op0_register()), size, 0),
+            )
         }
         Mnemonic::Lkgs => {
             let (reg, mem) = rm_reg(insn, 0);
-            mk(K::MovToSeg, Operands::new(reg, seg_number(Register::GS), 2, mem))
+            mk(
+                K::MovToSeg,
+                Operands::new(reg, seg_number(Register::GS), 2, mem),
+            )
         }
-        Mnemonic::Lgdt => mk(K::Lgdt, Operands::new(Operands::NO_REG, 0, 0, Operands::MEM)),
-        Mnemonic::Lidt => mk(K::Lidt, Operands::new(Operands::NO_REG, 0, 0, Operands::MEM)),
-        Mnemonic::Sgdt => mk(K::Sgdt, Operands::new(Operands::NO_REG, 0, 0, Operands::MEM)),
-        Mnemonic::Sidt => mk(K::Sidt, Operands::new(Operands::NO_REG, 0, 0, Operands::MEM)),
-        m @ (Mnemonic::Lldt | Mnemonic::Ltr | Mnemonic::Sldt | Mnemonic::Str | Mnemonic::Smsw | Mnemonic::Lmsw
-        | Mnemonic::Verr | Mnemonic::Verw) => {
+        Mnemonic::Lgdt => mk(
+            K::Lgdt,
+            Operands::new(Operands::NO_REG, 0, 0, Operands::MEM),
+        ),
+        Mnemonic::Lidt => mk(
+            K::Lidt,
+            Operands::new(Operands::NO_REG, 0, 0, Operands::MEM),
+        ),
+        Mnemonic::Sgdt => mk(
+            K::Sgdt,
+            Operands::new(Operands::NO_REG, 0, 0, Operands::MEM),
+        ),
+        Mnemonic::Sidt => mk(
+            K::Sidt,
+            Operands::new(Operands::NO_REG, 0, 0, Operands::MEM),
+        ),
+        m @ (Mnemonic::Lldt
+        | Mnemonic::Ltr
+        | Mnemonic::Sldt
+        | Mnemonic::Str
+        | Mnemonic::Smsw
+        | Mnemonic::Lmsw
+        | Mnemonic::Verr
+        | Mnemonic::Verw) => {
             let kind = match m {
                 Mnemonic::Lldt => K::Lldt,
                 Mnemonic::Ltr => K::Ltr,
@@ -192,7 +270,11 @@ pub fn classify(insn: &Instruction) -> Option<Class> {
                 _ => K::Verw,
             };
             let (reg, mem) = rm_reg(insn, 0);
-            let size = if mem != 0 { 2 } else { size_of_reg(insn.op0_register()) };
+            let size = if mem != 0 {
+                2
+            } else {
+                size_of_reg(insn.op0_register())
+            };
             mk(kind, Operands::new(reg, 0, size, mem))
         }
         m @ (Mnemonic::Lar | Mnemonic::Lsl) => {
@@ -200,13 +282,25 @@ pub fn classify(insn: &Instruction) -> Option<Class> {
             let dst = gpr(insn.op0_register()).unwrap_or(Operands::NO_REG);
             let (src, mem) = rm_reg(insn, 1);
             // reg: destination; sys: source register number (0xff when memory)
-            mk(kind, Operands::new(dst, src, size_of_reg(insn.op0_register()), mem))
+            mk(
+                kind,
+                Operands::new(dst, src, size_of_reg(insn.op0_register()), mem),
+            )
         }
         Mnemonic::Clts => mk(K::Clts, none),
-        Mnemonic::Invlpg => mk(K::Invlpg, Operands::new(Operands::NO_REG, 0, 0, Operands::MEM)),
-        Mnemonic::Invpcid => {
-            mk(K::Invpcid, Operands::new(gpr(insn.op0_register()).unwrap_or(Operands::NO_REG), 0, 16, Operands::MEM))
-        }
+        Mnemonic::Invlpg => mk(
+            K::Invlpg,
+            Operands::new(Operands::NO_REG, 0, 0, Operands::MEM),
+        ),
+        Mnemonic::Invpcid => mk(
+            K::Invpcid,
+            Operands::new(
+                gpr(insn.op0_register()).unwrap_or(Operands::NO_REG),
+                0,
+                16,
+                Operands::MEM,
+            ),
+        ),
         Mnemonic::Invd => mk(K::Invd, none),
         Mnemonic::Wbinvd | Mnemonic::Wbnoinvd => mk(K::Wbinvd, none),
         Mnemonic::Rdmsr | Mnemonic::Rdmsrlist => mk(K::Rdmsr, none),
@@ -237,10 +331,22 @@ pub fn classify(insn: &Instruction) -> Option<Class> {
         Mnemonic::Clac => mk(K::Clac, none),
         Mnemonic::Vmcall => mk(K::Vmcall, none),
         Mnemonic::Vmmcall => mk(K::Vmmcall, none),
-        Mnemonic::Xsaves => mk(K::Xsaves, Operands::new(Operands::NO_REG, 0, 4, Operands::MEM)),
-        Mnemonic::Xsaves64 => mk(K::Xsaves, Operands::new(Operands::NO_REG, 0, 8, Operands::MEM)),
-        Mnemonic::Xrstors => mk(K::Xrstors, Operands::new(Operands::NO_REG, 0, 4, Operands::MEM)),
-        Mnemonic::Xrstors64 => mk(K::Xrstors, Operands::new(Operands::NO_REG, 0, 8, Operands::MEM)),
+        Mnemonic::Xsaves => mk(
+            K::Xsaves,
+            Operands::new(Operands::NO_REG, 0, 4, Operands::MEM),
+        ),
+        Mnemonic::Xsaves64 => mk(
+            K::Xsaves,
+            Operands::new(Operands::NO_REG, 0, 8, Operands::MEM),
+        ),
+        Mnemonic::Xrstors => mk(
+            K::Xrstors,
+            Operands::new(Operands::NO_REG, 0, 4, Operands::MEM),
+        ),
+        Mnemonic::Xrstors64 => mk(
+            K::Xrstors,
+            Operands::new(Operands::NO_REG, 0, 8, Operands::MEM),
+        ),
         _ => None,
     }
 }
@@ -275,13 +381,27 @@ mod tests {
         assert_eq!((c.operands.reg(), c.operands.sys()), (0, 8));
         // out %al, $0x80
         let c = class_of(&[0xe6, 0x80]).unwrap();
-        assert_eq!((c.kind, c.operands.sys(), c.operands.size(), c.operands.is_imm()), (SensitiveKind::Out, 0x80, 1, true));
+        assert_eq!(
+            (
+                c.kind,
+                c.operands.sys(),
+                c.operands.size(),
+                c.operands.is_imm()
+            ),
+            (SensitiveKind::Out, 0x80, 1, true)
+        );
         // in (%dx), %eax
         let c = class_of(&[0xed]).unwrap();
-        assert_eq!((c.kind, c.operands.size(), c.operands.is_imm()), (SensitiveKind::In, 4, false));
+        assert_eq!(
+            (c.kind, c.operands.size(), c.operands.is_imm()),
+            (SensitiveKind::In, 4, false)
+        );
         // mov %eax, %ds  (8e d8)
         let c = class_of(&[0x8e, 0xd8]).unwrap();
-        assert_eq!((c.kind, c.operands.reg(), c.operands.sys()), (SensitiveKind::MovToSeg, 0, 3));
+        assert_eq!(
+            (c.kind, c.operands.reg(), c.operands.sys()),
+            (SensitiveKind::MovToSeg, 0, 3)
+        );
         // plain instructions are not sensitive
         assert_eq!(class_of(&[0x48, 0x89, 0xc3]), None); // mov %rax,%rbx
         assert_eq!(class_of(&[0xcc]), None); // int3

@@ -20,7 +20,12 @@ fn burn_must_fail(w: &Work, file: &Path) -> String {
     let before = std::fs::read(file).unwrap();
     let out = w.path("out.o");
     let _ = std::fs::remove_file(&out);
-    let (code, err) = afterburner_fails(&[OsStr::new("burn"), file.as_os_str(), OsStr::new("-o"), out.as_os_str()]);
+    let (code, err) = afterburner_fails(&[
+        OsStr::new("burn"),
+        file.as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+    ]);
     assert_eq!(code, 2, "exit status for {}: {err}", file.display());
     assert!(
         err.contains(&file.display().to_string()),
@@ -101,7 +106,10 @@ fn flipped_bytes_never_panic() {
             Err(_) => panic!("panic after flipping byte {pos}"),
         }
     }
-    assert!(errors > 100 && accepted > 100, "{errors} errors, {accepted} accepted");
+    assert!(
+        errors > 100 && accepted > 100,
+        "{errors} errors, {accepted} accepted"
+    );
 }
 
 #[test]
@@ -113,7 +121,10 @@ fn wrong_machine_and_wrong_class_and_not_elf() {
     let m = w.path("i386.o");
     std::fs::write(&m, &data).unwrap();
     let err = burn_must_fail(&w, &m);
-    assert!(err.contains("e_machine 3") && err.contains("x86-64"), "{err}");
+    assert!(
+        err.contains("e_machine 3") && err.contains("x86-64"),
+        "{err}"
+    );
 
     let s = w.write("x.s", "nop\n");
     let o32 = w.path("x32.o");
@@ -127,7 +138,10 @@ fn wrong_machine_and_wrong_class_and_not_elf() {
 
     let (code, err) = afterburner_fails(&[OsStr::new("scan"), txt.as_os_str()]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("notes.txt") && err.contains("not an ELF64 file"), "{err}");
+    assert!(
+        err.contains("notes.txt") && err.contains("not an ELF64 file"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -157,8 +171,14 @@ fn unknown_relocation_type_is_named() {
     let bad = w.path("badrel.o");
     std::fs::write(&bad, &data).unwrap();
     let err = burn_must_fail(&w, &bad);
-    assert!(err.contains("unsupported relocation type unknown (119)"), "{err}");
-    assert!(err.contains(&format!("section .text offset {r_offset:#x}")), "{err}");
+    assert!(
+        err.contains("unsupported relocation type unknown (119)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("section .text offset {r_offset:#x}")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -169,7 +189,9 @@ fn data_in_code_and_undecodable_bytes_name_section_and_offset() {
     assemble(&s, &o);
     let err = burn_must_fail(&w, &o);
     assert!(
-        err.contains("section .text offset 0x1") && err.contains("data in code") && err.contains("R_X86_64_64"),
+        err.contains("section .text offset 0x1")
+            && err.contains("data in code")
+            && err.contains("R_X86_64_64"),
         "{err}"
     );
 
@@ -177,7 +199,10 @@ fn data_in_code_and_undecodable_bytes_name_section_and_offset() {
     let o = w.path("undec.o");
     assemble(&s, &o);
     let err = burn_must_fail(&w, &o);
-    assert!(err.contains("section .text offset 0x2: undecodable bytes 06"), "{err}");
+    assert!(
+        err.contains("section .text offset 0x2: undecodable bytes 06"),
+        "{err}"
+    );
     let (code, err) = afterburner_fails(&[OsStr::new("scan"), o.as_os_str()]);
     assert_eq!(code, 2);
     assert!(err.contains("undecodable"), "{err}");
@@ -190,7 +215,8 @@ fn in_place_failure_leaves_the_input_alone() {
     let o = w.path("undec.o");
     assemble(&s, &o);
     let before = std::fs::read(&o).unwrap();
-    let (code, err) = afterburner_fails(&[OsStr::new("burn"), OsStr::new("--in-place"), o.as_os_str()]);
+    let (code, err) =
+        afterburner_fails(&[OsStr::new("burn"), OsStr::new("--in-place"), o.as_os_str()]);
     assert_eq!(code, 2, "{err}");
     assert_eq!(std::fs::read(&o).unwrap(), before);
     // and a good file next to a bad one: the good one is burnt, the status is still 2
@@ -203,6 +229,9 @@ fn in_place_failure_leaves_the_input_alone() {
         good.as_os_str(),
     ]);
     assert_eq!(code, 2, "{err}");
-    assert!(!afterburn_sites(&good).is_empty(), "the good object was burnt in place");
+    assert!(
+        !afterburn_sites(&good).is_empty(),
+        "the good object was burnt in place"
+    );
     assert_eq!(std::fs::read(&o).unwrap(), before);
 }

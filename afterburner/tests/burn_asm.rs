@@ -30,9 +30,18 @@ fn short_branches_widen_only_when_needed_and_targets_hold() {
     let b = raw_insns(&burnt, ".text");
     // jne rel8 over 30 padded rdtsc became jne rel32 (0f 85)
     assert_eq!(a[0].1[0], 0x75, "input starts with jne rel8");
-    assert_eq!(&b[0].1[..2], &[0x0f, 0x85], "jne over padded sites widened: {:?}", b[0]);
+    assert_eq!(
+        &b[0].1[..2],
+        &[0x0f, 0x85],
+        "jne over padded sites widened: {:?}",
+        b[0]
+    );
     // `jmp 2f` over a nop stays short; `jmp 4f` over 20 padded cpuid widens
-    let short: Vec<_> = b.iter().filter(|i| i.2.starts_with("jmp")).map(|i| i.1[0]).collect();
+    let short: Vec<_> = b
+        .iter()
+        .filter(|i| i.2.starts_with("jmp"))
+        .map(|i| i.1[0])
+        .collect();
     // (the last is `jmp .Lhlt` in local_fn, backward over one padded hlt: stays short)
     assert_eq!(
         short,
@@ -62,8 +71,14 @@ fn sti_hlt_is_one_pair_site_unless_split_or_entered_at_the_hlt() {
     assert_eq!(pair[0].record.site_len, 16);
     assert_ne!(pair[0].record.flags & FLAG_PAIR, 0);
     // `sti; nop; hlt`, and `sti; hlt` whose hlt is a branch target, are two sites each
-    assert_eq!(kinds.iter().filter(|k| **k == SensitiveKind::Sti).count(), 2);
-    assert_eq!(kinds.iter().filter(|k| **k == SensitiveKind::Hlt).count(), 2);
+    assert_eq!(
+        kinds.iter().filter(|k| **k == SensitiveKind::Sti).count(),
+        2
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == SensitiveKind::Hlt).count(),
+        2
+    );
     // and the burnt bytes at the pair are sti, hlt, then padding
     let b = raw_insns(&burnt, ".text");
     let s = insn_at(&b, pair[0].offset);
@@ -76,8 +91,14 @@ fn relocations_to_the_instruction_after_a_site_follow_it_and_orc_stays_before_pa
     let w = Work::new();
     let (_, burnt) = burn_input(&w, "layout.S");
     let b = raw_insns(&burnt, ".text");
-    let pushf = b.iter().find(|i| i.2 == "pushf").expect("pushfq in burnt .text");
-    let popf = b.iter().find(|i| i.2 == "popf").expect("popfq in burnt .text");
+    let pushf = b
+        .iter()
+        .find(|i| i.2 == "pushf")
+        .expect("pushfq in burnt .text");
+    let popf = b
+        .iter()
+        .find(|i| i.2 == "popf")
+        .expect("popfq in burnt .text");
     assert_eq!(popf.0, pushf.0 + 16, "pushfq padded to 16 bytes");
     let rels = relocations(&burnt);
     // .rodata `.quad .Lafter_pushf` → the popfq (after the padding)
@@ -85,7 +106,10 @@ fn relocations_to_the_instruction_after_a_site_follow_it_and_orc_stays_before_pa
     assert_eq!((ro[0].sym.as_str(), ro[0].addend), (".text", popf.0 as i64));
     // jmp .Lafter_pushf from .text.other (PC32 against .text, addend target - 4)
     let other = &rels[".rela.text.other"];
-    let jmp = other.iter().find(|r| r.offset == 1).expect("jmp relocation");
+    let jmp = other
+        .iter()
+        .find(|r| r.offset == 1)
+        .expect("jmp relocation");
     assert_eq!(
         jmp.addend + 4,
         popf.0 as i64,
@@ -98,7 +122,10 @@ fn relocations_to_the_instruction_after_a_site_follow_it_and_orc_stays_before_pa
         pushf.0 as i64 + 1,
         "ORC entry maps to the end of the original instruction"
     );
-    let local_fn = symbols(&burnt).into_iter().find(|s| s.0 == "local_fn").unwrap();
+    let local_fn = symbols(&burnt)
+        .into_iter()
+        .find(|s| s.0 == "local_fn")
+        .unwrap();
     assert_eq!(orc[0].addend, local_fn.4 as i64);
 }
 
@@ -114,7 +141,10 @@ fn alternatives_keep_replacementlen_within_instrlen() {
     // replaced by a 2-byte xor; 3: empty replacement.
     assert_eq!(lens, [(8, 8), (10, 2), (2, 0)]);
     let rels = &relocations(&burnt)[".rela.altinstructions"];
-    let targets: Vec<(u64, &str, i64)> = rels.iter().map(|r| (r.offset, r.sym.as_str(), r.addend)).collect();
+    let targets: Vec<(u64, &str, i64)> = rels
+        .iter()
+        .map(|r| (r.offset, r.sym.as_str(), r.addend))
+        .collect();
     assert_eq!(
         targets,
         [
@@ -136,10 +166,16 @@ fn alternatives_keep_replacementlen_within_instrlen() {
     let r = raw_insns(&burnt, ".altinstr_replacement");
     assert_eq!(r[0].2, "stac");
     let sites = afterburn_sites(&burnt);
-    let stac = sites.iter().find(|s| s.record.kind == SensitiveKind::Stac).unwrap();
+    let stac = sites
+        .iter()
+        .find(|s| s.record.kind == SensitiveKind::Stac)
+        .unwrap();
     assert_eq!(stac.section, ".altinstr_replacement");
     assert_ne!(stac.record.flags & FLAG_ALTINSTR, 0);
-    let cli = sites.iter().find(|s| s.section == ".text" && s.offset == 8).unwrap();
+    let cli = sites
+        .iter()
+        .find(|s| s.section == ".text" && s.offset == 8)
+        .unwrap();
     assert_eq!(cli.record.flags & FLAG_ALTINSTR, 0);
 }
 
@@ -180,19 +216,34 @@ fn two_byte_jump_labels_widen_to_the_kernel_nop5_when_their_target_leaves_rel8_r
         "far jump label is the 5-byte NOP now"
     );
     assert_eq!(insn_at(&t, target0).2, "ret");
-    assert!(target0 - (code0 + 5) > 127, "target really is out of rel8 range");
-    assert_eq!(insn_at(&t, code1).1, [0x66, 0x90], "near jump label stays 2 bytes");
+    assert!(
+        target0 - (code0 + 5) > 127,
+        "target really is out of rel8 range"
+    );
+    assert_eq!(
+        insn_at(&t, code1).1,
+        [0x66, 0x90],
+        "near jump label stays 2 bytes"
+    );
     assert_eq!(insn_at(&t, target1).2, "ret");
 }
 
 #[test]
 fn loop_that_would_need_widening_is_an_error_naming_the_place() {
     let w = Work::new();
-    let src = w.write("loop.S", ".text\nf:\n1:\n.rept 20\ncli\n.endr\nloop 1b\nret\n");
+    let src = w.write(
+        "loop.S",
+        ".text\nf:\n1:\n.rept 20\ncli\n.endr\nloop 1b\nret\n",
+    );
     let obj = w.path("loop.o");
     assemble(&src, &obj);
     let out = w.path("loop.burnt.o");
-    let (code, err) = afterburner_fails(&[OsStr::new("burn"), obj.as_os_str(), OsStr::new("-o"), out.as_os_str()]);
+    let (code, err) = afterburner_fails(&[
+        OsStr::new("burn"),
+        obj.as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("loop.o") && err.contains("section .text offset 0x14") && err.contains("loop"),

@@ -9,25 +9,45 @@ use std::process::Command;
 
 /// Builds tests/inputs/prog.c with `cflags`, burns it, compares code, links both with
 /// `ldflags`, runs both and compares output. Returns the burnt executable's path.
-fn build_burn_run(w: &Work, tag: &str, cflags: &[&str], ldflags: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+fn build_burn_run(
+    w: &Work,
+    tag: &str,
+    cflags: &[&str],
+    ldflags: &[&str],
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let orig = w.path(&format!("prog-{tag}.o"));
     let burnt = w.path(&format!("prog-{tag}.burnt.o"));
     cc(&input("prog.c"), &orig, cflags);
     let summary = burn(&orig, &burnt);
     assert!(summary.contains("1 burnt"), "{summary}");
     let c = compare_code(&orig, &burnt, Nops::InSitesOnly);
-    assert!(c.skipped.is_empty(), "objdump could not decode {:?}", c.skipped);
+    assert!(
+        c.skipped.is_empty(),
+        "objdump could not decode {:?}",
+        c.skipped
+    );
     let n = c.instructions;
     assert!(n > 300, "compared only {n} instructions");
 
     let native_exe = w.path(&format!("native-{tag}"));
     let burnt_exe = w.path(&format!("burnt-{tag}"));
-    run(Command::new("gcc").args(ldflags).arg(&orig).arg("-o").arg(&native_exe));
-    run(Command::new("gcc").args(ldflags).arg(&burnt).arg("-o").arg(&burnt_exe));
+    run(Command::new("gcc")
+        .args(ldflags)
+        .arg(&orig)
+        .arg("-o")
+        .arg(&native_exe));
+    run(Command::new("gcc")
+        .args(ldflags)
+        .arg(&burnt)
+        .arg("-o")
+        .arg(&burnt_exe));
     let a = stdout(&mut Command::new(&native_exe));
     let b = stdout(&mut Command::new(&burnt_exe));
     assert!(a.lines().count() > 150, "native output too short:\n{a}");
-    assert_eq!(a, b, "burnt program ({tag}) prints something else than the native one");
+    assert_eq!(
+        a, b,
+        "burnt program ({tag}) prints something else than the native one"
+    );
     (burnt, burnt_exe)
 }
 
@@ -49,7 +69,10 @@ fn check_linked_records(exe: &Path, expect_records: usize) {
             Command::new("objdump")
                 .args(["-d", "--no-show-raw-insn", "-w"])
                 .arg(format!("--start-address={site:#x}"))
-                .arg(format!("--stop-address={:#x}", site + u64::from(r.site_len)))
+                .arg(format!(
+                    "--stop-address={:#x}",
+                    site + u64::from(r.site_len)
+                ))
                 .arg(exe),
         );
         let insns: Vec<&str> = text
@@ -106,7 +129,12 @@ fn prog_o0_and_os_and_o3_run_the_same() {
     let w = Work::new();
     build_burn_run(&w, "o0", &["-O0", "-fno-pie"], &["-no-pie"]);
     build_burn_run(&w, "os", &["-Os", "-fpie"], &["-pie"]);
-    build_burn_run(&w, "o3", &["-O3", "-funroll-loops", "-fno-pie"], &["-no-pie"]);
+    build_burn_run(
+        &w,
+        "o3",
+        &["-O3", "-funroll-loops", "-fno-pie"],
+        &["-no-pie"],
+    );
 }
 
 #[test]
@@ -114,7 +142,12 @@ fn prog_with_debug_info_and_function_sections_links_and_runs() {
     // -g adds .debug_* relocations into moved code; -ffunction-sections gives one code
     // section per function (cross-section calls through relocations).
     let w = Work::new();
-    build_burn_run(&w, "g", &["-O2", "-g", "-ffunction-sections", "-fno-pie"], &["-no-pie"]);
+    build_burn_run(
+        &w,
+        "g",
+        &["-O2", "-g", "-ffunction-sections", "-fno-pie"],
+        &["-no-pie"],
+    );
 }
 
 #[test]
@@ -133,7 +166,10 @@ fn every_record_matches_scan() {
     for (s, r) in scanned.iter().zip(&recorded) {
         assert_eq!(s["section"].as_str().unwrap(), r.section);
         assert_eq!(s["kind"].as_str().unwrap(), r.record.kind.name());
-        assert_eq!(s["insn_len"].as_u64().unwrap(), u64::from(r.record.insn_len));
+        assert_eq!(
+            s["insn_len"].as_u64().unwrap(),
+            u64::from(r.record.insn_len)
+        );
         assert_eq!(
             r.record.site_len,
             annotations::site_len(r.record.kind, r.record.insn_len)
@@ -146,7 +182,12 @@ fn comdat_groups_survive_with_their_signatures() {
     // -g3 -gdwarf-4 puts each .debug_macro unit in a COMDAT group (SHT_GROUP), which the
     // ELF writer must carry through with the right signature symbol and member sections.
     let w = Work::new();
-    let (burnt, _) = build_burn_run(&w, "g3", &["-O2", "-g3", "-gdwarf-4", "-fno-pie"], &["-no-pie"]);
+    let (burnt, _) = build_burn_run(
+        &w,
+        "g3",
+        &["-O2", "-g3", "-gdwarf-4", "-fno-pie"],
+        &["-no-pie"],
+    );
     let orig = w.path("prog-g3.o");
     let groups = |p: &Path| stdout(Command::new("readelf").arg("-gW").arg(p));
     let (a, b) = (groups(&orig), groups(&burnt));

@@ -316,3 +316,15 @@ fn other_gcc_encodings_match_as() {
     check("mix.c", &["-O2", "-g3"], policy(56));
     check("big.c", &["-O1", "-g", "-fno-dwarf2-cfi-asm"], policy(57));
 }
+
+#[test]
+fn dwarf64_matches_as() {
+    // 64-bit DWARF (unit lengths 0xffffffff + u64, 8-byte section offsets).
+    check("mix.c", &["-O2", "-g", "-gdwarf64"], policy(61));
+    check("mix.c", &["-O2", "-gdwarf-4", "-gdwarf64"], policy(62));
+    check(
+        "big.c",
+        &["-O2", "-g", "-gdwarf64", "-fno-asynchronous-unwind-tables"],
+        policy(63),
+    );
+}

@@ -19,6 +19,11 @@ use afterburner::offset_map::OffsetMap;
 use dwarf_support::*;
 use object::{Object, ObjectSection};
 
+fn have_llvm_dwarfdump() -> bool {
+    static HAVE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAVE.get_or_init(|| have("llvm-dwarfdump"))
+}
+
 /// The DWARF 5 Linux build directory, if one exists.
 fn linux_build() -> Option<PathBuf> {
     let root = Path::new(&std::env::var("HOME").ok()?).join(".cache/afterburn/linux-6.12");
@@ -125,6 +130,7 @@ struct Stats {
     errors: Vec<String>,
     mismatches: Vec<String>,
     addr2line_checked: usize,
+    llvm_verified: usize,
 }
 
 fn check_object(path: &Path, dense: bool, stats: &Mutex<Stats>, addr2line: bool) {
@@ -182,10 +188,36 @@ fn check_object(path: &Path, dense: bool, stats: &Mutex<Stats>, addr2line: bool)
     if addr2line && mismatch.is_none() && has_dwarf {
         checked = addr2line_agrees(path, &orig, &mine, &p);
     }
+    // llvm-dwarfdump --verify must judge both alike. LLVM 14 needs minutes on some objects
+    // (the originals too), so: sites mode, small objects, 5 s each, timeouts skipped.
+    let mut verified = 0;
+    if !dense && has_dwarf && orig.len() < 24 * 1024 && have_llvm_dwarfdump() {
+        let verdict = |bytes: &[u8]| -> Option<bool> {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("obj.o"), bytes).unwrap();
+            let st = Command::new("timeout")
+                .args(["5", "llvm-dwarfdump", "--verify", "obj.o"])
+                .current_dir(dir.path())
+                .output()
+                .unwrap()
+                .status;
+            (st.code() != Some(124)).then(|| st.success())
+        };
+        if let (Some(a), Some(b)) = (verdict(&orig), verdict(&mine)) {
+            assert_eq!(
+                a,
+                b,
+                "{}: llvm-dwarfdump --verify disagrees",
+                path.display()
+            );
+            verified = 1;
+        }
+    }
     let mut s = stats.lock().unwrap();
     s.rewritten_sections += rewritten.len();
     s.facts += got.len();
     s.addr2line_checked += checked;
+    s.llvm_verified += verified;
     if let Some(m) = mismatch {
         s.mismatches.push(format!("{}: {m}", path.display()));
     }
@@ -261,7 +293,8 @@ fn run_all(dense: bool) {
     let s = stats.into_inner().unwrap();
     eprintln!(
         "Linux {} ({}): {} x86-64 objects ({} others skipped), {} with DWARF, {} moved ({} sites, {} insertion points), \
-         {} sections rewritten, {} facts compared, {} addr2line lookups, {} errors, {} mismatches",
+         {} sections rewritten, {} facts compared, {} addr2line lookups, {} objects through \
+         llvm-dwarfdump --verify, {} errors, {} mismatches",
         build.display(),
         if dense { "dense" } else { "sites" },
         s.objects,
@@ -273,6 +306,7 @@ fn run_all(dense: bool) {
         s.rewritten_sections,
         s.facts,
         s.addr2line_checked,
+        s.llvm_verified,
         s.errors.len(),
         s.mismatches.len()
     );

@@ -10,7 +10,9 @@ use std::process::Command;
 
 fn build(name: &str) -> Option<PathBuf> {
     let home = std::env::var_os("HOME")?;
-    let t = Path::new(&home).join(".cache/afterburn/linux-6.12").join(name);
+    let t = Path::new(&home)
+        .join(".cache/afterburn/linux-6.12")
+        .join(name);
     t.join("arch/x86/boot/bzImage").exists().then_some(t)
 }
 
@@ -43,7 +45,8 @@ fn boots_like_the_native_one(name: &str) {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    let (Some(build), true, true) = (build(name), scripts.join("relink-burnt.sh").exists(), qemu) else {
+    let (Some(build), true, true) = (build(name), scripts.join("relink-burnt.sh").exists(), qemu)
+    else {
         eprintln!("SKIPPED: needs $HOME/.cache/afterburn/linux-6.12/{name}, scripts/linux/relink-burnt.sh and qemu-system-x86_64");
         return;
     };
@@ -96,7 +99,10 @@ fn boots_like_the_native_one(name: &str) {
         );
     }
     let norm = scripts.join("normalize-boot-log");
-    let (a, b) = (normalized(&norm, &native_log), normalized(&norm, &burnt_log));
+    let (a, b) = (
+        normalized(&norm, &native_log),
+        normalized(&norm, &burnt_log),
+    );
     assert!(a.lines().count() > 40, "native boot log too short:\n{a}");
     assert_eq!(a, b, "burnt kernel's boot log differs from the native one");
 }

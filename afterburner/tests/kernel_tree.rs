@@ -72,10 +72,16 @@ fn tiny_kernel_tree_burns_and_disassembles_the_same() {
     let mut sites = 0;
     let mut failures = Vec::new();
     for (p, r) in &results {
-        let rel = p.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+        let rel = p
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         match r {
             Ok((n, _)) => sites += n,
-            Err(e) if MIXED_MODE.contains(&rel.as_str()) => eprintln!("expected failure: {rel}: {e}"),
+            Err(e) if MIXED_MODE.contains(&rel.as_str()) => {
+                eprintln!("expected failure: {rel}: {e}")
+            }
             Err(e) => failures.push(format!("{rel}: {e}")),
         }
     }
@@ -118,7 +124,9 @@ fn tiny_kernel_tree_burns_and_disassembles_the_same() {
 #[test]
 fn debian_modules_burn_and_disassemble_the_same() {
     const STRIDE: usize = 16;
-    let Some(home) = std::env::var_os("HOME") else { return };
+    let Some(home) = std::env::var_os("HOME") else {
+        return;
+    };
     let base = Path::new(&home).join(".cache/afterburn/modules");
     let Some(dir) = std::fs::read_dir(&base)
         .ok()
@@ -156,7 +164,10 @@ fn debian_modules_burn_and_disassemble_the_same() {
         .iter()
         .filter_map(|(p, r)| r.as_ref().err().map(|e| format!("{}: {e}", p.display())))
         .collect();
-    let sites: u64 = results.iter().filter_map(|(_, r)| r.as_ref().ok().map(|x| x.0)).sum();
+    let sites: u64 = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().map(|x| x.0))
+        .sum();
     eprintln!(
         "debian modules: {} modules, {} failures, {sites} sites",
         mods.len(),
@@ -169,7 +180,11 @@ fn debian_modules_burn_and_disassemble_the_same() {
     );
     let compared: Vec<Compared> = results
         .par_iter()
-        .filter_map(|(p, r)| r.as_ref().ok().and_then(|(_, o)| o.as_ref().map(|o| (p, o))))
+        .filter_map(|(p, r)| {
+            r.as_ref()
+                .ok()
+                .and_then(|(_, o)| o.as_ref().map(|o| (p, o)))
+        })
         .map(|(p, o)| {
             std::panic::catch_unwind(|| compare_code(p, o, Nops::All))
                 .unwrap_or_else(|_| panic!("{} differs after burning", p.display()))

@@ -28,10 +28,17 @@ fn ld_r_keeps_every_chunk_and_relocation() {
     burn(&b, &bb);
     let (na, nb) = (afterburn_sites(&ab).len(), afterburn_sites(&bb).len());
     let merged = w.path("merged.o");
-    run(Command::new("ld").arg("-r").arg(&ab).arg(&bb).arg("-o").arg(&merged));
+    run(Command::new("ld")
+        .arg("-r")
+        .arg(&ab)
+        .arg(&bb)
+        .arg("-o")
+        .arg(&merged));
 
     let bytes = section_bytes(&merged, ".afterburn");
-    let chunks: Vec<_> = Chunks::new(&bytes).map(|c| c.unwrap().header.count as usize).collect();
+    let chunks: Vec<_> = Chunks::new(&bytes)
+        .map(|c| c.unwrap().header.count as usize)
+        .collect();
     assert_eq!(chunks, [na, nb], "one chunk per input object");
     // every record's relocation resolves to its instruction in the merged object
     let sites = afterburn_sites(&merged);
@@ -58,7 +65,10 @@ fn ld_r_keeps_every_chunk_and_relocation() {
     let again = w.path("merged.burnt.o");
     let out = burn(&merged, &again);
     assert!(out.contains("1 unchanged"), "{out}");
-    assert_eq!(std::fs::read(&merged).unwrap(), std::fs::read(&again).unwrap());
+    assert_eq!(
+        std::fs::read(&merged).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
 }
 
 #[test]
@@ -93,14 +103,19 @@ fn final_link_with_ld_resolves_every_record_to_its_site() {
             Command::new("objdump")
                 .args(["-d", "--no-show-raw-insn"])
                 .arg(format!("--start-address={site:#x}"))
-                .arg(format!("--stop-address={:#x}", site + u64::from(r.site_len)))
+                .arg(format!(
+                    "--stop-address={:#x}",
+                    site + u64::from(r.site_len)
+                ))
                 .arg(&exe),
         );
         let insn = text
             .lines()
             .filter_map(|l| l.split_once(":\t").map(|(_, t)| t.trim().to_owned()))
             .next();
-        let insn = insn.unwrap_or_else(|| panic!("record {off:#x} resolves to {site:#x}, where there is no code"));
+        let insn = insn.unwrap_or_else(|| {
+            panic!("record {off:#x} resolves to {site:#x}, where there is no code")
+        });
         assert!(
             mnemonic_matches(r.kind, &insn),
             "record {off:#x} ({}) resolves to {site:#x}: `{insn}`",

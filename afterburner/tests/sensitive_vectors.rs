@@ -13,9 +13,20 @@ fn assemble(source: &str) -> Vec<u8> {
     let o = dir.path().join("v.o");
     let bin = dir.path().join("v.bin");
     std::fs::write(&s, source).unwrap();
-    let st = Command::new("as").arg("--64").arg("-o").arg(&o).arg(&s).status().expect("GNU as (binutils) is required");
+    let st = Command::new("as")
+        .arg("--64")
+        .arg("-o")
+        .arg(&o)
+        .arg(&s)
+        .status()
+        .expect("GNU as (binutils) is required");
     assert!(st.success(), "as failed on the vector file");
-    let st = Command::new("objcopy").args(["-O", "binary", "--only-section=.text"]).arg(&o).arg(&bin).status().unwrap();
+    let st = Command::new("objcopy")
+        .args(["-O", "binary", "--only-section=.text"])
+        .arg(&o)
+        .arg(&bin)
+        .status()
+        .unwrap();
     assert!(st.success());
     std::fs::read(&bin).unwrap()
 }
@@ -45,7 +56,11 @@ fn every_vector_classifies_as_listed() {
         .collect();
     let source: String = vectors.iter().map(|(_, a)| format!("\t{a}\n")).collect();
     let insns = decode_all(&assemble(&source));
-    assert_eq!(insns.len(), vectors.len(), "one instruction per vector line");
+    assert_eq!(
+        insns.len(),
+        vectors.len(),
+        "one instruction per vector line"
+    );
     let mut seen = std::collections::BTreeSet::new();
     for ((kind, asm), insn) in vectors.iter().zip(&insns) {
         let got = classify(insn).map(|c| c.kind.name());

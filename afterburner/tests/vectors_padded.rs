@@ -23,7 +23,11 @@ fn each_sensitive_kind_is_padded_and_recorded() {
     let src: String = vectors.iter().map(|(_, a)| format!("\t{a}\n")).collect();
     let s = w.write("v.s", &format!("\t.text\n{src}"));
     let o = w.path("v.o");
-    run(std::process::Command::new("as").arg("--64").arg(&s).arg("-o").arg(&o));
+    run(std::process::Command::new("as")
+        .arg("--64")
+        .arg(&s)
+        .arg("-o")
+        .arg(&o));
     let b = w.path("v.burnt.o");
     burn(&o, &b);
     compare_code(&o, &b, Nops::InSitesOnly);
@@ -38,12 +42,19 @@ fn each_sensitive_kind_is_padded_and_recorded() {
         .filter(|((k, _), _)| k != "-")
         .map(|((k, _), i)| (k.as_str(), i))
         .collect();
-    assert_eq!(sites.len(), expected.len(), "one record per sensitive vector");
+    assert_eq!(
+        sites.len(),
+        expected.len(),
+        "one record per sensitive vector"
+    );
     let mut seen = std::collections::BTreeSet::new();
     for (site, (kind, insn)) in sites.iter().zip(&expected) {
         assert_eq!(site.record.kind.name(), *kind, "vector `{}`", insn.2);
         assert_eq!(usize::from(site.record.insn_len), insn.1.len());
-        assert_eq!(site.record.site_len, site_len(site.record.kind, site.record.insn_len));
+        assert_eq!(
+            site.record.site_len,
+            site_len(site.record.kind, site.record.insn_len)
+        );
         let start = site.offset as usize;
         let mid = start + insn.1.len();
         let end = start + usize::from(site.record.site_len);
@@ -51,7 +62,12 @@ fn each_sensitive_kind_is_padded_and_recorded() {
             // RIP-relative operands resolved by the assembler get a new displacement (the
             // last 4 bytes here, as no vector has an immediate after it); compare_code
             // below checks they still reach the same instruction.
-            assert_eq!(&burnt_text[start..mid - 4], &insn.1[..insn.1.len() - 4], "`{}`", insn.2);
+            assert_eq!(
+                &burnt_text[start..mid - 4],
+                &insn.1[..insn.1.len() - 4],
+                "`{}`",
+                insn.2
+            );
         } else {
             assert_eq!(
                 &burnt_text[start..mid],
@@ -60,7 +76,11 @@ fn each_sensitive_kind_is_padded_and_recorded() {
                 insn.2
             );
         }
-        assert!(nop::is_padding(&burnt_text[mid..end]), "padding after `{}`", insn.2);
+        assert!(
+            nop::is_padding(&burnt_text[mid..end]),
+            "padding after `{}`",
+            insn.2
+        );
         seen.insert(site.record.kind);
     }
     assert!(

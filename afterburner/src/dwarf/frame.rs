@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 
 use super::bytes::{uint_bytes, Cursor};
-use super::{unchanged_as_none, Addr, Ctx, Input, Out, Rebuilt, Result};
+use super::{unchanged_as_none, Ctx, Input, Out, Rebuilt, Result};
 
 /// What an FDE needs from its CIE.
 #[derive(Clone, Copy, Debug)]
@@ -67,7 +67,7 @@ pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>, is_eh: bool) -> Result<Opt
         let id = c.u32()?;
         let is_cie = if is_eh { id == 0 } else { id == 0xffff_ffff };
         if is_cie {
-            let cie = parse_cie(ctx, inp, &mut c, is_eh)?;
+            let cie = parse_cie(&mut c, is_eh)?;
             cies.insert(start as u64, (out.pos(), cie));
             out.copy(inp, start, end)?;
         } else {
@@ -151,7 +151,7 @@ fn enc_size(enc: u8, addr_size: u8) -> Option<u8> {
     }
 }
 
-fn parse_cie(ctx: &Ctx<'_>, inp: &Input<'_>, c: &mut Cursor<'_>, is_eh: bool) -> Result<Cie> {
+fn parse_cie(c: &mut Cursor<'_>, is_eh: bool) -> Result<Cie> {
     let at = c.pos();
     let version = c.u8()?;
     let ok = if is_eh {
@@ -247,7 +247,6 @@ fn parse_cie(ctx: &Ctx<'_>, inp: &Input<'_>, c: &mut Cursor<'_>, is_eh: bool) ->
     if !loc_free {
         return Err(c.err_at(at, "CIE initial instructions advance the location"));
     }
-    let _ = (ctx, inp);
     Ok(cie)
 }
 
@@ -493,7 +492,6 @@ impl Fde<'_, '_> {
         let len = u32::try_from(total - 4)
             .map_err(|_| inp.err(start as u64, "record length overflows"))?;
         out.patch(new_start, &len.to_le_bytes());
-        let _: Addr = loc;
         Ok(())
     }
 }
@@ -518,4 +516,44 @@ fn encode_advance(units: u64, min_form: u8) -> Option<Vec<u8>> {
     }
     let b = units32.to_le_bytes();
     Some(vec![0x04, b[0], b[1], b[2], b[3]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advances_never_take_a_smaller_form() {
+        assert_eq!(encode_advance(5, 0), Some(vec![0x45]));
+        assert_eq!(encode_advance(63, 0), Some(vec![0x7f]));
+        assert_eq!(encode_advance(64, 0), Some(vec![0x02, 64]));
+        // An advance_loc1 stays advance_loc1 even when 6 bits would do.
+        assert_eq!(encode_advance(5, 1), Some(vec![0x02, 5]));
+        assert_eq!(encode_advance(300, 1), Some(vec![0x03, 0x2c, 0x01]));
+        assert_eq!(encode_advance(5, 3), Some(vec![0x04, 5, 0, 0, 0]));
+        assert_eq!(encode_advance(0x1_0000, 0), Some(vec![0x04, 0, 0, 1, 0]));
+        assert_eq!(encode_advance(1 << 32, 0), None);
+    }
+
+    fn records(sizes: &[usize]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for &s in sizes {
+            v.extend_from_slice(&u32::try_from(s - 4).unwrap().to_le_bytes());
+            v.resize(v.len() + s - 4, 0);
+        }
+        v
+    }
+
+    #[test]
+    fn record_alignment_follows_the_producer() {
+        // GNU as .eh_frame: ends at 0x18, 0x2c, 0x40, then the last one at 0x58.
+        assert_eq!(alignments(&records(&[0x18, 0x14, 0x14, 0x18])), (4, 8));
+        // GCC's own CFI: every end a multiple of 8.
+        assert_eq!(alignments(&records(&[0x18, 0x18, 0x20])), (8, 8));
+        // Unaligned producer.
+        assert_eq!(alignments(&records(&[0x17, 0x14])), (1, 1));
+        // Truncated or 64-bit records end the scan without panicking.
+        assert_eq!(alignments(&[0xff, 0xff, 0xff, 0xff, 1, 2]), (8, 8));
+        assert_eq!(alignments(&[0x40, 0, 0, 0, 1]), (8, 8));
+    }
 }

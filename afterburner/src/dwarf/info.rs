@@ -107,7 +107,7 @@ pub(super) fn patch(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Opt
         return Ok(patched(inp, data));
     };
     // Sections holding DIE offsets relative to their unit, without relocations.
-    for (i, other) in &ctx.inputs {
+    for other in ctx.inputs.values() {
         let name = other.name.as_str();
         if matches!(
             name,
@@ -118,7 +118,6 @@ pub(super) fn patch(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Opt
                 | ".debug_names"
         ) && !other.data.is_empty()
         {
-            let _ = i;
             return Err(inp.err(
                 relayout.iter().next().copied().unwrap_or(0),
                 format!("DIEs must move but {name} holds their offsets"),
@@ -495,7 +494,7 @@ fn walk(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &mut Facts) -> Result<()> {
                              cannot reach",
                         ));
                     }
-                    let u = unit_ctx(ctx, inp, &attrs, version, addr_size)?;
+                    let u = unit_ctx(ctx, inp, &attrs, addr_size)?;
                     unit = Some(u);
                     u
                 }
@@ -535,13 +534,7 @@ fn section_of(ctx: &Ctx<'_>, inp: &Input<'_>, at: u64, default: &str) -> Result<
 
 type Attrs<'a> = [(u64, bool, gimli::Attribute<Reader<'a>>)];
 
-fn unit_ctx(
-    ctx: &Ctx<'_>,
-    inp: &Input<'_>,
-    attrs: &Attrs<'_>,
-    version: u16,
-    addr_size: u8,
-) -> Result<UnitCtx> {
+fn unit_ctx(ctx: &Ctx<'_>, inp: &Input<'_>, attrs: &Attrs<'_>, addr_size: u8) -> Result<UnitCtx> {
     let mut u = UnitCtx::default();
     for (at, indirect, attr) in attrs {
         let base_of = |default: &str| -> Result<Option<(usize, u64)>> {
@@ -576,7 +569,6 @@ fn unit_ctx(
             u.base = Some(address(ctx, inp, *at, *indirect, attr, &u, addr_size)?);
         }
     }
-    let _ = version;
     Ok(u)
 }
 

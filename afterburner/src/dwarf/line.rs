@@ -211,7 +211,6 @@ impl Program<'_, '_> {
                 match sub {
                     DW_LNE_END_SEQUENCE => {
                         self.row(at, end, RowOp::EndSequence)?;
-                        let _ = body;
                         self.addr = Addr::ZERO;
                         self.new = 0;
                     }

@@ -31,7 +31,9 @@ impl Work {
 
 /// Path of a file under `tests/inputs/`.
 pub fn input(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/inputs").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/inputs")
+        .join(name)
 }
 
 /// Runs a command, panicking with its output when it fails.
@@ -55,7 +57,12 @@ pub fn stdout(cmd: &mut Command) -> String {
 
 /// Compiles C to an object.
 pub fn cc(src: &Path, obj: &Path, flags: &[&str]) {
-    run(Command::new("gcc").args(flags).arg("-c").arg(src).arg("-o").arg(obj));
+    run(Command::new("gcc")
+        .args(flags)
+        .arg("-c")
+        .arg(src)
+        .arg("-o")
+        .arg(obj));
 }
 
 /// Assembles a `.S`/`.s` file.
@@ -210,7 +217,10 @@ pub fn disasm(obj: &Path) -> BTreeMap<String, Vec<Insn>> {
 
 /// `readelf -SW`: section name → size.
 pub fn section_sizes(obj: &Path) -> BTreeMap<String, u64> {
-    sections(obj).into_iter().map(|s| (s.name, s.size)).collect()
+    sections(obj)
+        .into_iter()
+        .map(|s| (s.name, s.size))
+        .collect()
 }
 
 #[derive(Clone, Debug)]
@@ -230,7 +240,9 @@ pub fn sections(obj: &Path) -> Vec<SectionHdr> {
     let mut v = Vec::new();
     for line in text.lines() {
         let Some(open) = line.find('[') else { continue };
-        let Some(close) = line.find(']') else { continue };
+        let Some(close) = line.find(']') else {
+            continue;
+        };
         let Ok(index) = line[open + 1..close].trim().parse::<usize>() else {
             continue;
         };
@@ -240,7 +252,11 @@ pub fn sections(obj: &Path) -> Vec<SectionHdr> {
         }
         let hex = |s: &str| u64::from_str_radix(s, 16).unwrap_or(0);
         // Name Type Address Off Size ES Flg Lk Inf Al (Flg may be missing)
-        let flags = if f.len() >= 10 { f[6].to_owned() } else { String::new() };
+        let flags = if f.len() >= 10 {
+            f[6].to_owned()
+        } else {
+            String::new()
+        };
         v.push(SectionHdr {
             index,
             name: f[0].to_owned(),
@@ -330,7 +346,9 @@ pub struct SiteAt {
 /// Reads `.afterburn` of a relocatable object with objcopy + readelf.
 pub fn afterburn_sites(obj: &Path) -> Vec<SiteAt> {
     let bytes = section_bytes(obj, ".afterburn");
-    let rels = relocations(obj).remove(".rela.afterburn").unwrap_or_default();
+    let rels = relocations(obj)
+        .remove(".rela.afterburn")
+        .unwrap_or_default();
     let by_off: BTreeMap<u64, &Rel> = rels.iter().map(|r| (r.offset, r)).collect();
     let mut v = Vec::new();
     for s in Sites::new(&bytes) {
@@ -364,7 +382,14 @@ pub fn symbols(obj: &Path) -> Vec<(String, String, String, String, u64, u64)> {
         } else {
             f[2].parse().unwrap_or(0)
         };
-        v.push((name, f[3].to_owned(), f[4].to_owned(), f[6].to_owned(), value, size));
+        v.push((
+            name,
+            f[3].to_owned(),
+            f[4].to_owned(),
+            f[6].to_owned(),
+            value,
+            size,
+        ));
     }
     v
 }
@@ -403,14 +428,21 @@ impl Split<'_> {
     /// (group, index among the group's kept instructions) of the instruction at or after
     /// `offset`, which must start an instruction (or be the section end).
     fn pos(&self, offset: u64) -> Option<(usize, usize)> {
-        let g = self.starts.partition_point(|&s| s <= offset).checked_sub(1)?;
+        let g = self
+            .starts
+            .partition_point(|&s| s <= offset)
+            .checked_sub(1)?;
         let i = self.insns.partition_point(|x| x.offset < offset);
         if i == self.insns.len() {
             let end = self.insns.last().map_or(0, |l| l.end);
             return (offset == end).then(|| (g, self.groups[g].len()));
         }
         if self.insns[i].offset != offset {
-            return if self.bad[g] { Some((g, usize::MAX)) } else { None };
+            return if self.bad[g] {
+                Some((g, usize::MAX))
+            } else {
+                None
+            };
         }
         if self.bad[g] {
             return Some((g, usize::MAX));
@@ -465,7 +497,10 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
     };
     let (pa, pb) = (pick(&sa), pick(&sb));
     assert_eq!(pa.len(), pb.len(), "symbol count changed");
-    let bounds = |syms: &[(String, String, String, String, u64, u64)], secs: &[SectionHdr], sec: &str| -> Vec<u64> {
+    let bounds = |syms: &[(String, String, String, String, u64, u64)],
+                  secs: &[SectionHdr],
+                  sec: &str|
+     -> Vec<u64> {
         syms.iter()
             .filter(|s| name_of(secs, &s.3).as_deref() == Some(sec))
             .map(|s| s.4)
@@ -475,7 +510,9 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
     let mut split_a = BTreeMap::new();
     let mut split_b = BTreeMap::new();
     for (sec, ia) in &a {
-        let ib = b.get(sec).unwrap_or_else(|| panic!("burnt object lost section {sec}"));
+        let ib = b
+            .get(sec)
+            .unwrap_or_else(|| panic!("burnt object lost section {sec}"));
         let pads: Vec<(u64, u64)> = sites
             .iter()
             .filter(|s| &s.section == sec)
@@ -486,13 +523,19 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
                 )
             })
             .collect();
-        let xa = split(ia, &bounds(&pa, &secs_a, sec), |i| !(nops == Nops::All && ia[i].nop));
+        let xa = split(ia, &bounds(&pa, &secs_a, sec), |i| {
+            !(nops == Nops::All && ia[i].nop)
+        });
         let xb = split(ib, &bounds(&pb, &secs_b, sec), |i| {
             let x = &ib[i];
             let in_pad = pads.iter().any(|&(s, e)| x.offset >= s && x.offset < e);
             !(in_pad || (nops == Nops::All && x.nop))
         });
-        assert_eq!(xa.groups.len(), xb.groups.len(), "{sec}: symbol starts differ");
+        assert_eq!(
+            xa.groups.len(),
+            xb.groups.len(),
+            "{sec}: symbol starts differ"
+        );
         split_a.insert(sec.clone(), xa);
         split_b.insert(sec.clone(), xb);
     }
@@ -524,22 +567,38 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
                 match (x.target, y.target) {
                     (Some(ta), Some(tb)) if x.relocs.is_empty() => {
                         let (qa, qb) = (xa.pos(ta), xb.pos(tb));
-                        assert!(qa.is_some(), "{place}: original target {ta:#x} is not an instruction");
-                        assert_eq!(qa, qb, "{place}: targets {ta:#x} / {tb:#x} are different instructions");
+                        assert!(
+                            qa.is_some(),
+                            "{place}: original target {ta:#x} is not an instruction"
+                        );
+                        assert_eq!(
+                            qa, qb,
+                            "{place}: targets {ta:#x} / {tb:#x} are different instructions"
+                        );
                     }
                     (None, None) => {}
                     _ if !x.relocs.is_empty() => {}
                     other => panic!("{place}: targets differ: {other:?}"),
                 }
-                assert_eq!(x.relocs.len(), y.relocs.len(), "{place}: relocations differ");
+                assert_eq!(
+                    x.relocs.len(),
+                    y.relocs.len(),
+                    "{place}: relocations differ"
+                );
                 for (ra, rb) in x.relocs.iter().zip(&y.relocs) {
                     assert_eq!(
                         ra.0 - x.offset,
                         rb.0 - y.offset,
                         "{place}: relocation moved inside the instruction"
                     );
-                    assert_eq!((&ra.1, &ra.2), (&rb.1, &rb.2), "{place}: relocation type/symbol");
-                    if let (Some(ta_split), Some(tb_split)) = (split_a.get(&ra.2), split_b.get(&rb.2)) {
+                    assert_eq!(
+                        (&ra.1, &ra.2),
+                        (&rb.1, &rb.2),
+                        "{place}: relocation type/symbol"
+                    );
+                    if let (Some(ta_split), Some(tb_split)) =
+                        (split_a.get(&ra.2), split_b.get(&rb.2))
+                    {
                         // against a code section symbol: compare the target instruction
                         let pc = ra.1.contains("PC") || ra.1.contains("PLT");
                         let ta = ra.3 + if pc { (x.end - ra.0) as i64 } else { 0 };
@@ -574,7 +633,11 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
                 continue;
             }
             for x in b[sec].iter().filter(|x| x.offset >= lo && x.offset < hi) {
-                assert!(x.nop, "{sec}+{:#x}: non-NOP `{}` inside site padding", x.offset, x.text);
+                assert!(
+                    x.nop,
+                    "{sec}+{:#x}: non-NOP `{}` inside site padding",
+                    x.offset, x.text
+                );
             }
         }
     }
@@ -582,14 +645,16 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
     // (PC-relative ones in .rodata are left out: PIC jump tables hold `case - table`, whose
     // target GNU readelf cannot tell; running the programs checks those).
     let (ra_all, rb_all) = (relocations(orig), relocations(burnt));
-    let sym_section =
-        |syms: &[(String, String, String, String, u64, u64)], secs: &[SectionHdr], name: &str| -> Option<String> {
-            if split_a.contains_key(name) {
-                return Some(name.to_owned());
-            }
-            let s = syms.iter().find(|s| s.0 == name)?;
-            name_of(secs, &s.3)
-        };
+    let sym_section = |syms: &[(String, String, String, String, u64, u64)],
+                       secs: &[SectionHdr],
+                       name: &str|
+     -> Option<String> {
+        if split_a.contains_key(name) {
+            return Some(name.to_owned());
+        }
+        let s = syms.iter().find(|s| s.0 == name)?;
+        name_of(secs, &s.3)
+    };
     for (rsec, la) in &ra_all {
         let target_sec = rsec.strip_prefix(".rela").unwrap_or(rsec);
         if a.contains_key(target_sec) || rsec == ".rela.afterburn" {
@@ -598,7 +663,9 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
         if target_sec.starts_with(".debug_") || target_sec == ".eh_frame" {
             continue; // DWARF/CFI: rewritten by crate::dwarf, checked by its own tests
         }
-        let lb = rb_all.get(rsec).unwrap_or_else(|| panic!("burnt object lost {rsec}"));
+        let lb = rb_all
+            .get(rsec)
+            .unwrap_or_else(|| panic!("burnt object lost {rsec}"));
         assert_eq!(la.len(), lb.len(), "{rsec}: relocation count");
         for (x, y) in la.iter().zip(lb) {
             assert_eq!(
@@ -633,7 +700,11 @@ pub fn compare_code(orig: &Path, burnt: &Path, nops: Nops) -> Compared {
     }
     // Symbols in code sections name the same instructions.
     for (x, y) in pa.iter().zip(&pb) {
-        assert_eq!((&x.0, &x.1, &x.2), (&y.0, &y.1, &y.2), "symbol order changed");
+        assert_eq!(
+            (&x.0, &x.1, &x.2),
+            (&y.0, &y.1, &y.2),
+            "symbol order changed"
+        );
         let (Some(na), Some(nb)) = (name_of(&secs_a, &x.3), name_of(&secs_b, &y.3)) else {
             continue;
         };
@@ -666,8 +737,12 @@ pub fn raw_insns(obj: &Path, section: &str) -> Vec<(u64, Vec<u8>, String)> {
         let (Some(a), Some(bytes)) = (parts.next(), parts.next()) else {
             continue;
         };
-        let Some(a) = a.trim().strip_suffix(':') else { continue };
-        let Ok(off) = u64::from_str_radix(a, 16) else { continue };
+        let Some(a) = a.trim().strip_suffix(':') else {
+            continue;
+        };
+        let Ok(off) = u64::from_str_radix(a, 16) else {
+            continue;
+        };
         let bs: Vec<u8> = bytes
             .split_whitespace()
             .filter_map(|b| u8::from_str_radix(b, 16).ok())
