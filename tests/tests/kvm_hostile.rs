@@ -21,7 +21,12 @@ fn guest() -> &'static Path {
     static GUEST: OnceLock<PathBuf> = OnceLock::new();
     GUEST.get_or_init(|| {
         let src = guests::workspace_dir().join("wedge/tests/guests");
-        let out = std::env::temp_dir().join(format!("afterburn-hostile-{}", std::process::id()));
+        // Next to the example kernels (target/guests/hostile), per process: two test
+        // binaries may build it at once.
+        let out = guests::default_out_root()
+            .expect("the target directory")
+            .join("hostile")
+            .join(std::process::id().to_string());
         std::fs::create_dir_all(&out).unwrap();
         let obj = out.join("hostile.o");
         let elf = out.join("hostile");

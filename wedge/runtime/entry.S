@@ -185,25 +185,28 @@ wedge_hook_deliver:
 	pushfq
 	jmp wedge_tail
 
-/* pushf (64-bit): the guest's flags with the virtual IF. [ret] at X-8; leaves [V] at X-8. */
+/* pushf, fast form: the site did `pushfq` itself (the real flags, whose IF is always 1 at
+ * CPL3) and calls here with [ret][F]; F becomes F - IF + the virtual IF in place, with `lea`
+ * so that no flag changes and no `popfq` is needed. An event that lands on any instruction
+ * here is finished by fixup() in wedge.c (each label says how many words are pushed). */
 	.balign 16
-	.globl wedge_pushf
-wedge_pushf:
-	pushfq				/* X-16: F */
-	pushq %rax			/* X-24 */
-	pushq %rcx			/* X-32 */
-	movq 16(%rsp), %rax		/* F */
-	movq 24(%rsp), %rcx		/* ret */
-	movq %rcx, 16(%rsp)		/* X-16: ret */
-	movq %rax, %rcx
-	andq $~0x200, %rcx
-	orq VIF_WORD, %rcx
-	movq %rcx, 24(%rsp)		/* X-8: V */
-	movq 8(%rsp), %rcx		/* the guest's rax */
-	movq %rax, 8(%rsp)		/* X-24: F */
-	movq %rcx, %rax
-	popq %rcx			/* %rsp = X-24: [F][ret] */
-	jmp wedge_tail
+	.globl wedge_pushf2, wedge_pushf2_1, wedge_pushf2_2, wedge_pushf2_6, wedge_pushf2_7
+	.globl wedge_pushf2_8
+wedge_pushf2:
+	pushq %rax
+wedge_pushf2_1:
+	pushq %rcx			/* rcx@0 rax@8 ret@16 F@24 */
+wedge_pushf2_2:
+	movq 24(%rsp), %rax
+	movq VIF_WORD, %rcx
+	leaq -0x200(%rax,%rcx), %rax
+	movq %rax, 24(%rsp)
+wedge_pushf2_6:
+	popq %rcx
+wedge_pushf2_7:
+	popq %rax
+wedge_pushf2_8:
+	ret
 
 /* popf (64-bit): [ret][value]; arithmetic flags and the virtual IF from the value. */
 	.balign 16

@@ -144,11 +144,47 @@ static void deliver(struct ctx *c, uint64_t vec, uint64_t error, int with_error)
 	VCPU64(VCPU_N_DELIVERED)++;
 }
 
+extern char wedge_pushf2[], wedge_pushf2_1[], wedge_pushf2_2[], wedge_pushf2_6[];
+extern char wedge_pushf2_7[], wedge_pushf2_8[];
+
+/* An event interrupted the fast pushf routine: finish it here (it only turns the flags word
+ * above its return address into the virtual view, which is idempotent) and return to the
+ * site's next instruction. */
+static void finish_pushf2(struct ctx *c)
+{
+	uint64_t rip = c->rip;
+	volatile uint64_t *s = (volatile uint64_t *)c->rsp;
+	uint64_t depth;
+	if (rip < (uint64_t)wedge_pushf2_1) {
+		depth = 0;
+	} else if (rip < (uint64_t)wedge_pushf2_2) {
+		depth = 1;				/* rax pushed */
+		c->rax = s[0];
+	} else if (rip <= (uint64_t)wedge_pushf2_6) {
+		depth = 2;				/* rcx, rax pushed */
+		c->rcx = s[0];
+		c->rax = s[1];
+	} else if (rip < (uint64_t)wedge_pushf2_8) {
+		depth = 1;				/* rcx popped */
+		c->rax = s[0];
+	} else {
+		depth = 0;
+	}
+	volatile uint64_t *flags = &s[depth + 1];
+	*flags = (*flags & ~X86_EFLAGS_IF) | VCPU64(VCPU_VIF);
+	c->rip = s[depth];
+	c->rsp += 8 * (depth + 1);
+}
+
 /* If runtime code at c->rip had already decided to return to the guest (past the tail's
  * pending check, or inside a halt), turn `c` into that guest context and return 1. */
 static int fixup(struct ctx *c)
 {
 	uint64_t rip = c->rip;
+	if (rip >= (uint64_t)wedge_pushf2 && rip <= (uint64_t)wedge_pushf2_8) {
+		finish_pushf2(c);
+		return 1;
+	}
 	int rec = (rip >= (uint64_t)wedge_tail_decided && rip < (uint64_t)wedge_tail_ret) ||
 		  (rip >= (uint64_t)wedge_halt1_start && rip <= (uint64_t)wedge_halt1_end) ||
 		  (rip >= (uint64_t)wedge_halt2_start && rip <= (uint64_t)wedge_halt2_end);

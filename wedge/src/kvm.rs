@@ -382,7 +382,19 @@ impl Backend for Kvm {
             K::Sti => Kvm::call(site, sym("wedge_sti")),
             K::StiHlt => Kvm::call(site, sym("wedge_sti_hlt")),
             K::Hlt => Kvm::call(site, sym("wedge_hlt")),
-            K::Pushf if i.code() == Code::Pushfq => Kvm::call(site, sym("wedge_pushf")),
+            K::Pushf if i.code() == Code::Pushfq => {
+                // pushfq; call wedge_pushf2 (which puts the virtual IF into the pushed word).
+                let after = Site {
+                    addr: site.addr + 1,
+                    ..*site
+                };
+                let Rewrite::Replace(call) = Kvm::call(&after, sym("wedge_pushf2"))? else {
+                    unreachable!("a call is a replacement")
+                };
+                let mut v = vec![0x9c];
+                v.extend_from_slice(&call);
+                Ok(Rewrite::Replace(v))
+            }
             K::Popf if i.code() == Code::Popfq => Kvm::call(site, sym("wedge_popf")),
             K::Pushf | K::Popf => unsupported("only the 64-bit form is emulated"),
             K::Iret if i.code() == Code::Iretq => Kvm::call(site, sym("wedge_iret")),
