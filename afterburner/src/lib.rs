@@ -4,6 +4,15 @@
 //! Layout (decode, plan and write are separate rooms, as in objtool):
 //! * [`sensitive`]: which instructions are sensitive ([`sensitive::classify`]).
 //! * [`offset_map`]: the monotone original-to-new offset map of a section.
+//! * [`elf`]: the read model of an object, and the only code that writes ELF.
+//! * [`decode`]: bytes of a code section → sites, fixups, relocation fields.
+//! * [`special`]: the table of kernel special sections (`.altinstructions`, `__jump_table`, ...).
+//! * [`relayout`]: the padding plan and branch widening (never touches bytes).
+//! * [`encode`]: new code bytes from the plan.
+//! * [`dwarf`]: DWARF/CFI rewriting.
+//! * [`scan`], [`burn`]: the two commands as library calls ([`scan::scan_bytes`],
+//!   [`burn::burn_bytes`] and their path-level wrappers); [`report`]: their summaries.
+//! * [`error`]: errors that name file, section and offset.
 //! * [`verify`]: `afterburner verify`, the independent check of a burnt object.
 //! * [`asm_pad`]: the text-level padder of GNU `as` input (seed of `afterburner as`).
 #![forbid(unsafe_code)]
@@ -11,4 +20,19 @@
 pub mod asm_pad;
 pub mod offset_map;
 pub mod sensitive;
+
+pub mod burn;
+pub mod decode;
+pub mod dwarf;
+pub mod elf;
+pub mod encode;
+pub mod error;
+pub mod relayout;
+pub mod report;
+pub mod scan;
+pub mod special;
+
+pub use burn::{burn_bytes, burn_file, Options};
+pub use error::{Error, ErrorKind, Result};
+pub use scan::{scan_bytes, scan_file};
 pub mod verify;

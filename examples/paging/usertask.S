@@ -69,6 +69,9 @@ touch_page:
 	ret
 	.size touch_page, . - touch_page
 
+	/* Data lives beside the code in the user pages, but in a section of its own: bytes in an
+	 * executable section must be instructions (the afterburner decodes every byte of code). */
+	.section .user.rodata, "a", @progbits
 greeting:
 	.ascii "user: hello from user mode\n"
 greeting_end:

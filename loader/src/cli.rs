@@ -25,7 +25,11 @@ Exit codes:
   102   KVM emulation failure or internal error
   103   other unhandled exit
   104   timeout (--timeout)
-  105   the guest broke the hypercall ABI (kvm backend)";
+  105   the guest broke the hypercall ABI (kvm backend)
+
+Also: `afterburn-run compare --native K --burnt K ...` compares two kernels on every backend
+and `afterburn-run bench ...` regenerates docs/benchmarks.md (each has --help; see
+docs/compare.md). A kernel file named `compare` or `bench` is given as `./compare`.";
 
 /// Runs a guest kernel on KVM.
 #[derive(Debug, Parser)]
@@ -67,6 +71,12 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
 
 /// The whole program: returns the exit code.
 pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
+    let args: Vec<OsString> = args.into_iter().collect();
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("compare") => return crate::compare::main(&args[1..]),
+        Some("bench") => return crate::compare::bench::main(&args[1..]),
+        _ => {}
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {

@@ -1,0 +1,711 @@
+//! Keeping debug and unwind information true after code moves.
+//!
+//! Burning inserts bytes into code sections; every code section that moved has an
+//! [`OffsetMap`]. Relocations carry most addresses, and the burn engine maps their addends with
+//! [`OffsetMap::map_addend`]. What no relocation carries is the business of this module:
+//! lengths and deltas measured in code bytes inside the debug and unwind sections.
+//!
+//! | section | what changes here |
+//! |---|---|
+//! | `.eh_frame`, `.debug_frame` | FDE address range; CFA `advance_loc*` deltas (records grow; rebuilt) |
+//! | `.debug_line` | address advances of every row (programs re-encoded; units may grow) |
+//! | `.debug_info` | `DW_AT_high_pc` / `DW_AT_entry_pc` of constant class (patched in place) |
+//! | `.debug_rnglists`, `.debug_loclists` | offset pairs, lengths (ULEB128 may grow; rebuilt) |
+//! | `.debug_ranges`, `.debug_loc` | base-relative pairs (fixed size; patched in place) |
+//! | `.debug_aranges` | tuple lengths (patched in place) |
+//!
+//! The rule for every code location is the one [`OffsetMap::map`] implements: a location `L`
+//! (a row start, a range start or end, a function end) becomes `map(L)`, so bytes inserted at
+//! `L` fall *before* it. Padding after an instruction therefore belongs to that instruction's
+//! line row, CFI row and ranges; a range or FDE that ends with a padded instruction grows to
+//! cover its padding. A length `n` from `a` becomes `map(a + n) - map(a)`.
+//!
+//! Addresses in a relocatable object are section offsets named by relocations: a field is a
+//! location in section `S` when a relocation against a symbol defined in `S` sits on it, and an
+//! absolute value otherwise (not moved). Base-relative fields (offset pairs, advances, lengths)
+//! inherit the section of their base.
+//!
+//! Sections this module returns are complete: their data and all their relocations are final
+//! (addends into moved code and into sections whose layout changed here are mapped). Sections it
+//! does not return keep their data; their relocations follow the engine's generic rule, using
+//! the returned offset maps for sections that were rebuilt. Anything the module cannot rewrite
+//! with certainty is a [`DwarfError`] naming the section and offset; it never guesses.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use object::read::elf::ElfFile64;
+use object::{
+    Endianness, Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget,
+    SectionFlags,
+};
+
+use crate::offset_map::OffsetMap;
+
+mod aranges;
+mod bytes;
+mod frame;
+mod info;
+mod line;
+mod lists;
+
+/// New contents of one section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RewrittenSection {
+    /// Original section index of the rewritten data section.
+    pub index: usize,
+    /// Its complete new contents.
+    pub data: Vec<u8>,
+    /// Its complete new relocation list, sorted by offset, with final addends.
+    pub relocs: Vec<NewReloc>,
+    /// When this section's own layout changed: the map for relocations in other sections that
+    /// point into it (e.g. `.debug_info` → `.debug_line`, `.debug_rnglists`).
+    pub offset_map: Option<OffsetMap>,
+}
+
+/// One relocation of a rewritten section (RELA).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewReloc {
+    /// Offset in the new section data.
+    pub offset: u64,
+    /// Original `.symtab` index.
+    pub symbol: u32,
+    /// `R_X86_64_*` type.
+    pub r_type: u32,
+    /// Final addend.
+    pub addend: i64,
+}
+
+/// Input the rewriter does not understand or cannot rewrite safely.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DwarfError {
+    /// Section name (or `<file>` for the object as a whole).
+    pub section: String,
+    /// Offset in that section's original data.
+    pub offset: u64,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl DwarfError {
+    fn new(section: &str, offset: u64, message: impl Into<String>) -> Self {
+        DwarfError {
+            section: section.to_string(),
+            offset,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for DwarfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}+{:#x}: {}", self.section, self.offset, self.message)
+    }
+}
+
+impl std::error::Error for DwarfError {}
+
+type Result<T> = std::result::Result<T, DwarfError>;
+
+/// Debug sections known to hold no code offsets other than relocations.
+const PASSIVE_DEBUG: &[&str] = &[
+    ".debug_abbrev",
+    ".debug_str",
+    ".debug_line_str",
+    ".debug_str_offsets",
+    ".debug_addr",
+    ".debug_macro",
+    ".debug_macinfo",
+    ".debug_pubnames",
+    ".debug_pubtypes",
+    ".debug_gnu_pubnames",
+    ".debug_gnu_pubtypes",
+    ".debug_types",
+    ".debug_names",
+];
+
+/// Sections this module rewrites.
+const ACTIVE: &[&str] = &[
+    ".eh_frame",
+    ".debug_frame",
+    ".debug_line",
+    ".debug_info",
+    ".debug_rnglists",
+    ".debug_loclists",
+    ".debug_ranges",
+    ".debug_loc",
+    ".debug_aranges",
+];
+
+/// Rewrites the debug and unwind sections of `file` for code sections moved by `maps`
+/// (original section index → offset map).
+///
+/// Returns every section whose data must change, with its complete new relocation list.
+pub fn rewrite(
+    file: &ElfFile64<'_, Endianness>,
+    maps: &BTreeMap<usize, OffsetMap>,
+) -> std::result::Result<Vec<RewrittenSection>, DwarfError> {
+    if maps.values().all(OffsetMap::is_identity) {
+        return Ok(Vec::new());
+    }
+    if !file.is_little_endian() || file.architecture() != object::Architecture::X86_64 {
+        return Err(DwarfError::new(
+            "<file>",
+            0,
+            "only little-endian x86-64 objects are supported",
+        ));
+    }
+    let ctx = Ctx::new(file, maps)?;
+    let facts = info::collect(&ctx)?;
+
+    // Rebuild or patch each section; addends are still the original ones.
+    let mut done: BTreeMap<usize, Rebuilt> = BTreeMap::new();
+    for inp in ctx.inputs.values() {
+        let rebuilt = match inp.name.as_str() {
+            ".debug_info" => info::patch(&ctx, inp, &facts)?,
+            ".debug_rnglists" | ".debug_loclists" => lists::rewrite_v5(&ctx, inp, &facts)?,
+            ".debug_ranges" | ".debug_loc" => lists::rewrite_v4(&ctx, inp, &facts)?,
+            ".debug_line" => line::rewrite(&ctx, inp)?,
+            ".eh_frame" => frame::rewrite(&ctx, inp, true)?,
+            ".debug_frame" => frame::rewrite(&ctx, inp, false)?,
+            ".debug_aranges" => aranges::rewrite(&ctx, inp)?,
+            _ => None,
+        };
+        if let Some(r) = rebuilt {
+            done.insert(inp.index, r);
+        }
+    }
+
+    // Final addends: through the code maps and the maps of sections rebuilt here.
+    let debug_maps: BTreeMap<usize, OffsetMap> = done
+        .iter()
+        .filter_map(|(&i, r)| r.offset_map.clone().map(|m| (i, m)))
+        .collect();
+    let mut out = Vec::new();
+    for (index, r) in done {
+        let inp = &ctx.inputs[&index];
+        let mut relocs = Vec::with_capacity(r.relocs.len());
+        for mut rel in r.relocs {
+            rel.addend = ctx.final_addend(inp, &rel, &debug_maps)?;
+            relocs.push(rel);
+        }
+        relocs.sort_by_key(|r| r.offset);
+        out.push(RewrittenSection {
+            index,
+            data: r.data,
+            relocs,
+            offset_map: r.offset_map,
+        });
+    }
+    Ok(out)
+}
+
+/// A section rebuilt or patched by one of the submodules (addends not yet final).
+struct Rebuilt {
+    data: Vec<u8>,
+    relocs: Vec<NewReloc>,
+    offset_map: Option<OffsetMap>,
+}
+
+/// A symbol as relocations see it: its section (when defined in one) and value.
+#[derive(Clone, Copy, Debug)]
+struct Sym {
+    section: Option<usize>,
+    value: u64,
+}
+
+/// One input relocation (RELA).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Rel {
+    offset: u64,
+    symbol: u32,
+    r_type: u32,
+    addend: i64,
+}
+
+/// A code location: offset `off` in section `sec` (known through a relocation), or the
+/// absolute value `off` when `sec` is `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Addr {
+    sec: Option<usize>,
+    off: u64,
+}
+
+impl Addr {
+    const ZERO: Addr = Addr { sec: None, off: 0 };
+}
+
+/// One section's original data and relocations.
+struct Input<'d> {
+    index: usize,
+    name: String,
+    data: &'d [u8],
+    /// Sorted by offset, no two at the same offset.
+    relocs: Vec<Rel>,
+}
+
+impl Input<'_> {
+    fn err(&self, at: u64, message: impl Into<String>) -> DwarfError {
+        DwarfError::new(&self.name, at, message)
+    }
+
+    fn reloc_at(&self, off: u64) -> Option<&Rel> {
+        self.relocs
+            .binary_search_by_key(&off, |r| r.offset)
+            .ok()
+            .map(|i| &self.relocs[i])
+    }
+
+    /// Index range of the relocations with offsets in `[a, b)`.
+    fn reloc_range(&self, a: u64, b: u64) -> std::ops::Range<usize> {
+        let lo = self.relocs.partition_point(|r| r.offset < a);
+        let hi = self.relocs.partition_point(|r| r.offset < b);
+        lo..hi.max(lo)
+    }
+
+    /// Fails when a relocation lies in `[a, b)`: the field there is rewritten as a plain value.
+    fn no_reloc_in(&self, a: u64, b: u64, what: &str) -> Result<()> {
+        let r = self.reloc_range(a, b);
+        if r.is_empty() {
+            Ok(())
+        } else {
+            Err(self.err(
+                self.relocs[r.start].offset,
+                format!("unexpected relocation in {what}"),
+            ))
+        }
+    }
+}
+
+/// Everything the submodules share: maps, symbols and the sections of interest.
+struct Ctx<'d> {
+    maps: &'d BTreeMap<usize, OffsetMap>,
+    syms: Vec<Option<Sym>>,
+    /// Section index → name, for every section.
+    names: BTreeMap<usize, String>,
+    /// Active and passive debug sections by index.
+    inputs: BTreeMap<usize, Input<'d>>,
+    /// Sections that relocations in *other* sections point into.
+    targeted: std::collections::BTreeSet<usize>,
+}
+
+/// Byte size of the field a relocation of type `r_type` patches (x86-64).
+fn reloc_size(r_type: u32) -> Option<u64> {
+    match r_type {
+        1 | 16 | 17 | 18 | 24 | 25 | 27..=31 | 33 => Some(8),
+        2..=4 | 9..=11 | 19..=23 | 26 | 32 | 41 | 42 => Some(4),
+        12 | 13 => Some(2),
+        14 | 15 => Some(1),
+        _ => None,
+    }
+}
+
+/// Relocation types whose target is an address or section offset (`S + A`, possibly
+/// PC-relative): the only kinds whose addend may be mapped when the target moves.
+fn reloc_is_mappable(r_type: u32) -> bool {
+    matches!(r_type, 1 | 2 | 10 | 11 | 24)
+}
+
+impl<'d> Ctx<'d> {
+    fn new(file: &ElfFile64<'d, Endianness>, maps: &'d BTreeMap<usize, OffsetMap>) -> Result<Self> {
+        let file_err = |m: String| DwarfError::new("<file>", 0, m);
+        let mut syms = Vec::new();
+        for s in file.symbols() {
+            let i = s.index().0;
+            if syms.len() <= i {
+                syms.resize(i + 1, None);
+            }
+            syms[i] = Some(Sym {
+                section: s.section_index().map(|x| x.0),
+                value: s.address(),
+            });
+        }
+        let mut names = BTreeMap::new();
+        let mut inputs = BTreeMap::new();
+        let mut targeted = std::collections::BTreeSet::new();
+        for sec in file.sections() {
+            let index = sec.index().0;
+            for (_, r) in sec.relocations() {
+                if let RelocationTarget::Symbol(sym) = r.target() {
+                    if let Some(Some(Sym {
+                        section: Some(t), ..
+                    })) = syms.get(sym.0)
+                    {
+                        if *t != index {
+                            targeted.insert(*t);
+                        }
+                    }
+                }
+            }
+            let name = sec
+                .name()
+                .map_err(|e| file_err(format!("section {index}: bad name: {e}")))?
+                .to_string();
+            names.insert(index, name.clone());
+            let active = ACTIVE.contains(&name.as_str());
+            let passive = PASSIVE_DEBUG.contains(&name.as_str());
+            if !active && !passive {
+                if name.starts_with(".debug_") || name.starts_with(".zdebug_") {
+                    return Err(DwarfError::new(
+                        &name,
+                        0,
+                        "unknown debug section: cannot tell whether it holds code offsets",
+                    ));
+                }
+                continue;
+            }
+            if let SectionFlags::Elf { sh_flags, .. } = sec.flags() {
+                if sh_flags.0 & object::elf::SHF_COMPRESSED.0 != 0 {
+                    return Err(DwarfError::new(
+                        &name,
+                        0,
+                        "compressed debug sections are not supported",
+                    ));
+                }
+            }
+            let data = sec
+                .data()
+                .map_err(|e| DwarfError::new(&name, 0, format!("cannot read data: {e}")))?;
+            let mut relocs = Vec::new();
+            for (offset, r) in sec.relocations() {
+                let err = |m: &str| DwarfError::new(&name, offset, m);
+                if r.has_implicit_addend() {
+                    return Err(err("REL relocations (implicit addends) are not supported"));
+                }
+                let RelocationTarget::Symbol(sym) = r.target() else {
+                    return Err(err("relocation without a symbol"));
+                };
+                let RelocationFlags::Elf { r_type } = r.flags() else {
+                    return Err(err("not an ELF relocation"));
+                };
+                let symbol = u32::try_from(sym.0).map_err(|_| err("symbol index out of range"))?;
+                relocs.push(Rel {
+                    offset,
+                    symbol,
+                    r_type: r_type.0,
+                    addend: r.addend(),
+                });
+            }
+            relocs.sort_by_key(|r| r.offset);
+            if let Some(w) = relocs.windows(2).find(|w| w[0].offset == w[1].offset) {
+                return Err(DwarfError::new(
+                    &name,
+                    w[0].offset,
+                    "two relocations at one offset",
+                ));
+            }
+            inputs.insert(
+                index,
+                Input {
+                    index,
+                    name,
+                    data,
+                    relocs,
+                },
+            );
+        }
+        Ok(Ctx {
+            maps,
+            syms,
+            names,
+            inputs,
+            targeted,
+        })
+    }
+
+    fn sym(&self, inp: &Input<'_>, rel: &Rel) -> Result<Sym> {
+        usize::try_from(rel.symbol)
+            .ok()
+            .and_then(|i| self.syms.get(i).copied().flatten())
+            .ok_or_else(|| {
+                inp.err(
+                    rel.offset,
+                    format!("relocation names missing symbol {}", rel.symbol),
+                )
+            })
+    }
+
+    /// The location a relocation points at.
+    fn reloc_target(&self, inp: &Input<'_>, rel: &Rel) -> Result<Addr> {
+        let sym = self.sym(inp, rel)?;
+        let off = i64::try_from(sym.value)
+            .ok()
+            .and_then(|v| v.checked_add(rel.addend))
+            .and_then(|t| u64::try_from(t).ok())
+            .ok_or_else(|| inp.err(rel.offset, "relocation target is before its section"))?;
+        Ok(Addr {
+            sec: sym.section,
+            off,
+        })
+    }
+
+    /// The location held by the field at `off` whose raw contents are `raw`: the relocation's
+    /// target when one sits there, else the absolute value `raw`.
+    fn field(&self, inp: &Input<'_>, off: u64, raw: u64) -> Result<(Addr, bool)> {
+        match inp.reloc_at(off) {
+            Some(rel) => {
+                if !reloc_is_mappable(rel.r_type) {
+                    return Err(inp.err(
+                        off,
+                        format!("relocation type {} on an address field", rel.r_type),
+                    ));
+                }
+                Ok((self.reloc_target(inp, rel)?, true))
+            }
+            None => Ok((
+                Addr {
+                    sec: None,
+                    off: raw,
+                },
+                false,
+            )),
+        }
+    }
+
+    fn map_of(&self, a: Addr) -> Option<&OffsetMap> {
+        a.sec.and_then(|s| self.maps.get(&s))
+    }
+
+    /// New offset of location `a` (in its own section).
+    fn map(&self, a: Addr) -> u64 {
+        self.map_of(a).map_or(a.off, |m| m.map(a.off))
+    }
+
+    /// `a + d` in `a`'s section.
+    fn add(&self, inp: &Input<'_>, at: u64, a: Addr, d: u64) -> Result<Addr> {
+        let off = a
+            .off
+            .checked_add(d)
+            .ok_or_else(|| inp.err(at, "address arithmetic overflows"))?;
+        Ok(Addr { sec: a.sec, off })
+    }
+
+    /// New value of a base-relative delta: `map(base + d) - map(base)`.
+    fn map_delta(&self, inp: &Input<'_>, at: u64, base: Addr, d: u64) -> Result<u64> {
+        let end = self.add(inp, at, base, d)?;
+        self.map(end)
+            .checked_sub(self.map(base))
+            .ok_or_else(|| inp.err(at, "offset map is not monotone"))
+    }
+
+    /// The final addend of `rel` in a returned section: mapped when its symbol lies in a moved
+    /// code section or in another debug section rebuilt here.
+    fn final_addend(
+        &self,
+        inp: &Input<'_>,
+        rel: &NewReloc,
+        debug_maps: &BTreeMap<usize, OffsetMap>,
+    ) -> Result<i64> {
+        let orig = Rel {
+            offset: rel.offset,
+            symbol: rel.symbol,
+            r_type: rel.r_type,
+            addend: rel.addend,
+        };
+        let sym = self.sym(inp, &orig)?;
+        let Some(sec) = sym.section else {
+            return Ok(rel.addend);
+        };
+        if sec == inp.index {
+            // Relocations into the section itself are final as its rewriter wrote them.
+            return Ok(rel.addend);
+        }
+        let Some(map) = self.maps.get(&sec).or_else(|| debug_maps.get(&sec)) else {
+            return Ok(rel.addend);
+        };
+        if map.is_identity() {
+            return Ok(rel.addend);
+        }
+        let target = self.names.get(&sec).map_or("?", String::as_str);
+        if !reloc_is_mappable(rel.r_type) {
+            return Err(inp.err(
+                rel.offset,
+                format!(
+                    "relocation type {} into moved section {target} cannot be mapped",
+                    rel.r_type
+                ),
+            ));
+        }
+        map.map_addend(sym.value, rel.addend, 0)
+            .ok_or_else(|| inp.err(rel.offset, format!("mapped addend into {target} overflows")))
+    }
+
+    /// The single section named `name`, when there is exactly one.
+    fn unique(&self, name: &str) -> Option<usize> {
+        let mut it = self
+            .inputs
+            .values()
+            .filter(|i| i.name == name)
+            .map(|i| i.index);
+        let first = it.next()?;
+        it.next().is_none().then_some(first)
+    }
+}
+
+/// Output of a rebuilt section: bytes, carried relocations, and the original → new positions
+/// of record boundaries (for the section's own offset map).
+struct Out {
+    data: Vec<u8>,
+    relocs: Vec<NewReloc>,
+    /// `(original offset, new offset)` of each record start, in increasing order.
+    sync: Vec<(u64, u64)>,
+    /// Which input relocations were carried or rewritten.
+    consumed: Vec<bool>,
+}
+
+impl Out {
+    fn new(inp: &Input<'_>) -> Self {
+        Out {
+            data: Vec::with_capacity(inp.data.len() + inp.data.len() / 8),
+            relocs: Vec::new(),
+            sync: Vec::new(),
+            consumed: vec![false; inp.relocs.len()],
+        }
+    }
+
+    fn pos(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    /// Records that original offset `orig` (a record boundary) is at the current position.
+    fn sync(&mut self, orig: u64) {
+        let new = self.pos();
+        self.sync.push((orig, new));
+    }
+
+    /// Copies original bytes `[a, b)` with the relocations inside them.
+    fn copy(&mut self, inp: &Input<'_>, a: usize, b: usize) -> Result<()> {
+        let bytes = inp
+            .data
+            .get(a..b)
+            .ok_or_else(|| inp.err(a as u64, "copy range out of bounds"))?;
+        let delta = self.pos() as i128 - a as i128;
+        for i in inp.reloc_range(a as u64, b as u64) {
+            let r = inp.relocs[i];
+            let size = reloc_size(r.r_type).ok_or_else(|| {
+                inp.err(
+                    r.offset,
+                    format!("unsupported relocation type {}", r.r_type),
+                )
+            })?;
+            if r.offset + size > b as u64 {
+                return Err(inp.err(r.offset, "relocation straddles a field boundary"));
+            }
+            if std::mem::replace(&mut self.consumed[i], true) {
+                return Err(inp.err(r.offset, "relocation copied twice"));
+            }
+            let offset = u64::try_from(r.offset as i128 + delta)
+                .map_err(|_| inp.err(r.offset, "relocation offset out of range"))?;
+            self.relocs.push(NewReloc {
+                offset,
+                symbol: r.symbol,
+                r_type: r.r_type,
+                addend: r.addend,
+            });
+        }
+        self.data.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Appends bytes that replace original bytes `[a, b)`, which must hold no relocation.
+    fn replace(&mut self, inp: &Input<'_>, a: usize, b: usize, bytes: &[u8]) -> Result<()> {
+        inp.no_reloc_in(a as u64, b as u64, "a rewritten field")?;
+        self.data.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Overwrites `bytes.len()` bytes at new offset `at` (a length field written late).
+    fn patch(&mut self, at: usize, bytes: &[u8]) {
+        if let Some(dst) = self.data.get_mut(at..at + bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+    }
+
+    /// Appends another output built from the same input (relocations and sync points shift).
+    fn append(&mut self, other: Out) {
+        let base = self.pos();
+        self.data.extend_from_slice(&other.data);
+        self.relocs.extend(other.relocs.into_iter().map(|mut r| {
+            r.offset += base;
+            r
+        }));
+        self.sync
+            .extend(other.sync.into_iter().map(|(o, n)| (o, n + base)));
+        for (c, o) in self.consumed.iter_mut().zip(other.consumed) {
+            *c |= o;
+        }
+    }
+
+    /// Checks that every input relocation was accounted for and derives the section's own
+    /// offset map (`None` when its layout did not change). A layout that shrinks somewhere has
+    /// no [`OffsetMap`]; that is an error unless `may_shrink` and no other section points into
+    /// this one.
+    fn finish(mut self, inp: &Input<'_>, may_shrink: bool, targeted: bool) -> Result<Rebuilt> {
+        if let Some(i) = self.consumed.iter().position(|c| !c) {
+            return Err(inp.err(
+                inp.relocs[i].offset,
+                "relocation in a field the rewriter does not understand",
+            ));
+        }
+        let end = self.pos();
+        self.sync.push((inp.data.len() as u64, end));
+        let mut map = Some(OffsetMap::new());
+        let mut prev = 0i128;
+        let mut last_orig = 0u64;
+        for &(o, n) in &self.sync {
+            if o < last_orig {
+                return Err(inp.err(o, "internal: record boundaries out of order"));
+            }
+            last_orig = o;
+            let d = i128::from(n) - i128::from(o);
+            if d < prev || d < 0 {
+                if !may_shrink {
+                    return Err(inp.err(o, "internal: rebuilt section would shrink"));
+                }
+                if targeted {
+                    return Err(inp.err(
+                        o,
+                        "section got shorter here and other sections point into it",
+                    ));
+                }
+                map = None;
+            } else if d > prev {
+                if let Some(m) = map.as_mut() {
+                    m.insert(o, u64::try_from(d - prev).unwrap_or(0));
+                }
+            }
+            prev = d;
+        }
+        Ok(Rebuilt {
+            data: self.data,
+            relocs: self.relocs,
+            offset_map: map.filter(|m| !m.is_identity()),
+        })
+    }
+}
+
+/// A section patched in place: same layout, original relocations.
+fn patched(inp: &Input<'_>, data: Vec<u8>) -> Option<Rebuilt> {
+    if data == inp.data {
+        return None;
+    }
+    Some(Rebuilt {
+        data,
+        relocs: inp
+            .relocs
+            .iter()
+            .map(|r| NewReloc {
+                offset: r.offset,
+                symbol: r.symbol,
+                r_type: r.r_type,
+                addend: r.addend,
+            })
+            .collect(),
+        offset_map: None,
+    })
+}
+
+/// Result of a rebuild: `None` when nothing changed.
+fn unchanged_as_none(inp: &Input<'_>, r: Rebuilt) -> Option<Rebuilt> {
+    (r.data != inp.data).then_some(r)
+}

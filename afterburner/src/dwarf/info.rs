@@ -1,0 +1,909 @@
+//! `.debug_info`: constant-class `DW_AT_high_pc` / `DW_AT_entry_pc` (lengths from `low_pc`)
+//! patched in place, and the facts other sections need: which unit (and so which base address)
+//! each range and location list belongs to.
+//!
+//! gimli parses units and attributes (with relocations applied to section offsets by a
+//! [`gimli::Relocate`] hook); the position of each attribute value is known from
+//! [`gimli::read::EntriesRaw::next_offset`], so relocations on address fields are looked up
+//! directly.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use gimli::{constants as dw, AttributeValue, EndianSlice, LittleEndian, RelocateReader};
+
+use super::bytes::{push_sleb, push_uleb, read_uint, uint_bytes, Cursor};
+use super::{patched, Addr, Ctx, DwarfError, Input, Out, Rebuilt, Result};
+
+/// The unit context of one range or location list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct ListCtx {
+    /// The unit's base address (`DW_AT_low_pc` of the unit DIE, else absolute 0).
+    pub base: Addr,
+    /// `DW_AT_addr_base` of the unit: (`.debug_addr` section, offset).
+    pub addr_base: Option<(usize, u64)>,
+    /// Address size of the unit.
+    pub addr_size: u8,
+}
+
+/// What `.debug_info` tells the other sections.
+#[derive(Default)]
+pub(super) struct Facts {
+    /// (list section, offset of a list) → its unit context.
+    pub lists: BTreeMap<(usize, u64), ListCtx>,
+    /// GCC location views: (location list section, offset of a view list) → offset of the
+    /// location list it describes (the view list ends there).
+    pub views: BTreeMap<(usize, u64), u64>,
+    /// `.debug_info` section → in-place patches (offset, new bytes).
+    pub patches: BTreeMap<usize, Vec<(u64, Vec<u8>)>>,
+    /// `.debug_info` section → ULEB128 attribute values that outgrow their bytes: offset →
+    /// new value. Their units are re-laid out ([`relayout_unit`]).
+    pub grow: BTreeMap<usize, BTreeMap<u64, u64>>,
+    /// `.debug_info` section → start offsets of the units to re-lay out.
+    pub relayout: BTreeMap<usize, std::collections::BTreeSet<u64>>,
+}
+
+/// Applies relocations to section offsets read by gimli (unit headers, `DW_FORM_sec_offset`,
+/// `DW_FORM_strp`, ...). Addresses are left raw: they are resolved by field offset instead.
+#[derive(Clone, Copy)]
+struct Relocator<'a> {
+    ctx: &'a Ctx<'a>,
+    inp: &'a Input<'a>,
+}
+
+impl fmt::Debug for Relocator<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Relocator({})", self.inp.name)
+    }
+}
+
+impl gimli::read::Relocate<usize> for Relocator<'_> {
+    fn relocate_address(&self, _offset: usize, value: u64) -> gimli::Result<u64> {
+        Ok(value)
+    }
+
+    fn relocate_offset(&self, offset: usize, value: usize) -> gimli::Result<usize> {
+        match self.inp.reloc_at(offset as u64) {
+            None => Ok(value),
+            Some(rel) => {
+                let t = self
+                    .ctx
+                    .reloc_target(self.inp, rel)
+                    .map_err(|_| gimli::Error::OffsetOutOfBounds(offset as u64))?;
+                usize::try_from(t.off).map_err(|_| gimli::Error::OffsetOutOfBounds(t.off))
+            }
+        }
+    }
+}
+
+type Reader<'a> = RelocateReader<EndianSlice<'a, LittleEndian>, Relocator<'a>>;
+
+/// Walks every `.debug_info` section.
+pub(super) fn collect(ctx: &Ctx<'_>) -> Result<Facts> {
+    let mut facts = Facts::default();
+    for inp in ctx.inputs.values().filter(|i| i.name == ".debug_info") {
+        walk(ctx, inp, &mut facts)?;
+    }
+    Ok(facts)
+}
+
+/// Applies the patches found by [`collect`] to one `.debug_info` section: in place, or, when
+/// some unit must grow, by rebuilding the section (units copied or re-laid out).
+pub(super) fn patch(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Option<Rebuilt>> {
+    let no_patches = Vec::new();
+    let patches = facts.patches.get(&inp.index).unwrap_or(&no_patches);
+    let Some(relayout) = facts.relayout.get(&inp.index) else {
+        if patches.is_empty() {
+            return Ok(None);
+        }
+        let mut data = inp.data.to_vec();
+        for (at, bytes) in patches {
+            let a = usize::try_from(*at).map_err(|_| inp.err(*at, "offset out of range"))?;
+            let dst = data
+                .get_mut(a..a + bytes.len())
+                .ok_or_else(|| inp.err(*at, "patch out of bounds"))?;
+            dst.copy_from_slice(bytes);
+        }
+        return Ok(patched(inp, data));
+    };
+    // Sections holding DIE offsets relative to their unit, without relocations.
+    for (i, other) in &ctx.inputs {
+        let name = other.name.as_str();
+        if matches!(
+            name,
+            ".debug_pubnames"
+                | ".debug_pubtypes"
+                | ".debug_gnu_pubnames"
+                | ".debug_gnu_pubtypes"
+                | ".debug_names"
+        ) && !other.data.is_empty()
+        {
+            let _ = i;
+            return Err(inp.err(
+                relayout.iter().next().copied().unwrap_or(0),
+                format!("DIEs must move but {name} holds their offsets"),
+            ));
+        }
+    }
+    let grow = facts.grow.get(&inp.index);
+    let mut out = Out::new(inp);
+    let reader: Reader<'_> = RelocateReader::new(
+        EndianSlice::new(inp.data, LittleEndian),
+        Relocator { ctx, inp },
+    );
+    let debug_info = gimli::DebugInfo::from(reader);
+    let mut units = debug_info.units();
+    let mut pos = 0u64;
+    loop {
+        let header = match units.next() {
+            Ok(Some(h)) => h,
+            Ok(None) => break,
+            Err(e) => return Err(gerr(inp, pos, e)),
+        };
+        let start = header.debug_info_offset().map_or(pos, |o| o.0 as u64);
+        let end = start + header.length_including_self() as u64;
+        pos = end;
+        let (s, e) = (
+            usize::try_from(start).map_err(|_| inp.err(start, "offset out of range"))?,
+            usize::try_from(end).map_err(|_| inp.err(start, "offset out of range"))?,
+        );
+        out.sync(start);
+        if relayout.contains(&start) {
+            let unit_patches: Vec<&(u64, Vec<u8>)> = patches
+                .iter()
+                .filter(|(at, _)| (start..end).contains(at))
+                .collect();
+            relayout_unit(ctx, inp, &header, start, grow, &unit_patches, &mut out)?;
+        } else {
+            let new_start = out.data.len();
+            out.copy(inp, s, e)?;
+            for (at, bytes) in patches.iter().filter(|(at, _)| (start..end).contains(at)) {
+                out.patch(new_start + (*at - start) as usize, bytes);
+            }
+        }
+    }
+    if pos != inp.data.len() as u64 {
+        return Err(inp.err(pos, "trailing bytes after the last unit"));
+    }
+    let mut r = out.finish(inp, false, false)?;
+    // References from the section to itself (DW_FORM_ref_addr, ...) follow its own map.
+    if let Some(map) = &r.offset_map {
+        for rel in &mut r.relocs {
+            let orig = super::Rel {
+                offset: rel.offset,
+                symbol: rel.symbol,
+                r_type: rel.r_type,
+                addend: rel.addend,
+            };
+            let sym = ctx.sym(inp, &orig)?;
+            if sym.section == Some(inp.index) {
+                rel.addend = map
+                    .map_addend(sym.value, rel.addend, 0)
+                    .ok_or_else(|| inp.err(rel.offset, "mapped addend overflows"))?;
+            }
+        }
+    }
+    Ok(Some(r))
+}
+
+/// One piece of a unit being re-laid out: original bytes `[a, b)` and what becomes of them.
+#[derive(Clone, Copy, Debug)]
+enum Piece {
+    /// Copied with their relocations.
+    Copy,
+    /// A ULEB128 value that is now `new`.
+    Uleb(u64),
+    /// A unit-relative DIE reference (`DW_FORM_ref*`) to original unit offset `target`.
+    Ref(dw::DwForm, u64),
+}
+
+/// Rebuilds one unit whose DIEs move because some ULEB128 values grew: the grown values are
+/// re-encoded, unit-relative references (`DW_FORM_ref1/2/4/8/udata`, e.g. `DW_AT_type`,
+/// `DW_AT_sibling`) are recomputed (to a fixpoint, as `ref_udata` may grow too), and the unit
+/// length is rewritten. Refused: location lists and expressions that name DIEs of the unit
+/// (their offsets live in bytes this does not rewrite).
+fn relayout_unit(
+    ctx: &Ctx<'_>,
+    inp: &Input<'_>,
+    header: &gimli::UnitHeader<Reader<'_>>,
+    start: u64,
+    grow: Option<&BTreeMap<u64, u64>>,
+    patches: &[&(u64, Vec<u8>)],
+    out: &mut Out,
+) -> Result<()> {
+    let abbrev_field = start
+        + u64::from(header.format().initial_length_size())
+        + if header.version() >= 5 { 4 } else { 2 };
+    let abbrev_sec = section_of(ctx, inp, abbrev_field, ".debug_abbrev")?;
+    let abbrev_data = ctx
+        .inputs
+        .get(&abbrev_sec)
+        .map(|i| i.data)
+        .ok_or_else(|| inp.err(abbrev_field, "abbreviation section not found"))?;
+    let abbrevs = gimli::DebugAbbrev::new(abbrev_data, LittleEndian)
+        .abbreviations(header.debug_abbrev_offset())
+        .map_err(|e| gerr(inp, abbrev_field, e))?;
+    let mut entries = header
+        .entries_raw(&abbrevs, None)
+        .map_err(|e| gerr(inp, start, e))?;
+    let encoding = header.encoding();
+    let root = start + entries.next_offset().0 as u64;
+
+    let mut pieces: Vec<(u64, u64, Piece)> = Vec::new();
+    let mut die_starts = Vec::new();
+    let push_copy = |pieces: &mut Vec<(u64, u64, Piece)>, a: u64, b: u64| match pieces.last_mut() {
+        Some((_, pb, Piece::Copy)) if *pb == a => *pb = b,
+        _ => pieces.push((a, b, Piece::Copy)),
+    };
+    while !entries.is_empty() {
+        let die_at = start + entries.next_offset().0 as u64;
+        die_starts.push(die_at);
+        let abbrev = entries
+            .read_abbreviation()
+            .map_err(|e| gerr(inp, die_at, e))?;
+        // A DIE starts a piece of its own (its new offset is needed for references).
+        pieces.push((die_at, start + entries.next_offset().0 as u64, Piece::Copy));
+        let Some(abbrev) = abbrev else { continue };
+        for spec in abbrev.attributes() {
+            let at = start + entries.next_offset().0 as u64;
+            let attr = entries
+                .read_attribute(*spec)
+                .map_err(|e| gerr(inp, at, e))?;
+            let b = start + entries.next_offset().0 as u64;
+            if spec.form() == dw::DW_FORM_indirect {
+                return Err(inp.err(at, "DW_FORM_indirect in a unit whose DIEs move"));
+            }
+            match attr.value() {
+                AttributeValue::LocationListsRef(_) | AttributeValue::DebugLocListsIndex(_) => {
+                    return Err(inp.err(at, "location list in a unit whose DIEs move"));
+                }
+                AttributeValue::Exprloc(e) if expr_names_dies(e.clone(), encoding) => {
+                    return Err(inp.err(at, "expression naming a DIE in a unit whose DIEs move"));
+                }
+                _ => {}
+            }
+            let piece = match (grow.and_then(|g| g.get(&at)), attr.raw_value()) {
+                (Some(&new), _) => Piece::Uleb(new),
+                (None, AttributeValue::UnitRef(t)) => {
+                    Piece::Ref(attr.form(), start.saturating_add(t.0 as u64))
+                }
+                _ => Piece::Copy,
+            };
+            match piece {
+                Piece::Copy => push_copy(&mut pieces, at, b),
+                p => pieces.push((at, b, p)),
+            }
+        }
+    }
+
+    // New layout, to a fixpoint (references only grow).
+    let ils = u64::from(header.format().initial_length_size());
+    let mut width: Vec<u64> = pieces.iter().map(|&(a, b, _)| b - a).collect();
+    let mut new_off: BTreeMap<u64, u64> = BTreeMap::new();
+    for _round in 0..64 {
+        let mut pos = root - start;
+        new_off.clear();
+        let mut di = 0;
+        for (k, &(a, b, _)) in pieces.iter().enumerate() {
+            while di < die_starts.len() && die_starts[di] < a {
+                di += 1;
+            }
+            while di < die_starts.len() && die_starts[di] < b {
+                if die_starts[di] != a {
+                    return Err(inp.err(die_starts[di], "internal: DIE inside a piece"));
+                }
+                new_off.insert(die_starts[di], pos);
+                di += 1;
+            }
+            pos += width[k];
+        }
+        let mut changed = false;
+        for (k, &(a, b, piece)) in pieces.iter().enumerate() {
+            let need = match piece {
+                Piece::Copy => b - a,
+                Piece::Uleb(v) => (super::bytes::uleb_len(v) as u64).max(b - a),
+                Piece::Ref(form, t) => {
+                    let nt = *new_off.get(&t).ok_or_else(|| {
+                        inp.err(a, "DIE reference to something that is not a DIE")
+                    })?;
+                    if form == dw::DW_FORM_ref_udata {
+                        (super::bytes::uleb_len(nt) as u64).max(b - a)
+                    } else {
+                        b - a
+                    }
+                }
+            };
+            if need != width[k] {
+                width[k] = need;
+                changed = true;
+            }
+        }
+        if !changed {
+            // Emit.
+            let new_start = out.data.len();
+            out.copy(inp, start as usize, root as usize)?;
+            let mut placed = Vec::with_capacity(pieces.len());
+            for (k, &(a, b, piece)) in pieces.iter().enumerate() {
+                if new_off.contains_key(&a) {
+                    out.sync(a);
+                }
+                placed.push(out.data.len());
+                let w = width[k] as usize;
+                let (au, bu) = (a as usize, b as usize);
+                match piece {
+                    Piece::Copy => out.copy(inp, au, bu)?,
+                    Piece::Uleb(v) => {
+                        let mut bytes = Vec::new();
+                        push_uleb(&mut bytes, v, w);
+                        out.replace(inp, au, bu, &bytes)?;
+                    }
+                    Piece::Ref(form, t) => {
+                        let nt = new_off[&t];
+                        let mut bytes = Vec::new();
+                        if form == dw::DW_FORM_ref_udata {
+                            push_uleb(&mut bytes, nt, w);
+                        } else {
+                            bytes = uint_bytes(nt, w).ok_or_else(|| {
+                                inp.err(a, format!("moved DIE reference does not fit {form}"))
+                            })?;
+                        }
+                        out.replace(inp, au, bu, &bytes)?;
+                    }
+                }
+            }
+            // In-place patches of this unit (fixed-size values) at their new positions.
+            for (at, bytes) in patches {
+                let k = pieces.partition_point(|&(a, _, _)| a <= *at);
+                match k.checked_sub(1).map(|k| (k, pieces[k])) {
+                    Some((k, (a, b, Piece::Copy))) if *at + bytes.len() as u64 <= b => {
+                        out.patch(placed[k] + (*at - a) as usize, bytes);
+                    }
+                    _ => return Err(inp.err(*at, "internal: patch outside a copied piece")),
+                }
+            }
+            let len = (out.data.len() - new_start) as u64 - ils;
+            let (at, size) = if ils == 12 {
+                (new_start + 4, 8)
+            } else {
+                (new_start, 4)
+            };
+            let b = uint_bytes(len, size).ok_or_else(|| inp.err(start, "unit length overflows"))?;
+            out.patch(at, &b);
+            return Ok(());
+        }
+    }
+    Err(inp.err(start, "internal: unit layout does not settle"))
+}
+
+/// Whether a DWARF expression names a DIE by unit-relative offset (calls, parameter refs,
+/// typed stack operations), also inside `DW_OP_entry_value`. Unparsable counts as yes.
+fn expr_names_dies(e: gimli::Expression<Reader<'_>>, encoding: gimli::Encoding) -> bool {
+    use gimli::Operation as Op;
+    let mut ops = e.operations(encoding);
+    loop {
+        match ops.next() {
+            Ok(None) => return false,
+            Err(_) => return true,
+            Ok(Some(op)) => match op {
+                Op::Call {
+                    offset: gimli::DieReference::UnitRef(_),
+                }
+                | Op::ParameterRef { .. } => return true,
+                Op::TypedLiteral { base_type, .. }
+                | Op::Convert { base_type }
+                | Op::Reinterpret { base_type }
+                | Op::RegisterOffset { base_type, .. }
+                | Op::Deref { base_type, .. }
+                    if base_type.0 != 0 =>
+                {
+                    return true
+                }
+                Op::EntryValue { expression }
+                    if expr_names_dies(gimli::Expression(expression.clone()), encoding) =>
+                {
+                    return true
+                }
+                _ => {}
+            },
+        }
+    }
+}
+
+/// The unit-wide context taken from the unit DIE.
+#[derive(Clone, Copy, Default)]
+struct UnitCtx {
+    base: Option<Addr>,
+    addr_base: Option<(usize, u64)>,
+    rnglists_base: Option<(usize, u64)>,
+    loclists_base: Option<(usize, u64)>,
+}
+
+fn gerr(inp: &Input<'_>, at: u64, e: gimli::Error) -> DwarfError {
+    inp.err(at, format!("cannot parse: {e}"))
+}
+
+fn walk(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &mut Facts) -> Result<()> {
+    let relocator = Relocator { ctx, inp };
+    let reader: Reader<'_> =
+        RelocateReader::new(EndianSlice::new(inp.data, LittleEndian), relocator);
+    let debug_info = gimli::DebugInfo::from(reader);
+    let mut units = debug_info.units();
+    let mut unit_at = 0u64;
+    loop {
+        let header = match units.next() {
+            Ok(Some(h)) => h,
+            Ok(None) => break,
+            Err(e) => return Err(gerr(inp, unit_at, e)),
+        };
+        let unit_off = header.debug_info_offset().map_or(unit_at, |o| o.0 as u64);
+        unit_at = unit_off + header.length_including_self() as u64;
+        let version = header.version();
+        let addr_size = header.address_size();
+        let offset_size = header.format().word_size();
+
+        // The abbreviation table: the section named by the relocation on the header field.
+        let abbrev_field = unit_off
+            + u64::from(header.format().initial_length_size())
+            + if version >= 5 { 4 } else { 2 };
+        let abbrev_sec = section_of(ctx, inp, abbrev_field, ".debug_abbrev")?;
+        let abbrev_data = ctx
+            .inputs
+            .get(&abbrev_sec)
+            .map(|i| i.data)
+            .ok_or_else(|| inp.err(abbrev_field, "abbreviation section not found"))?;
+        let abbrevs = gimli::DebugAbbrev::new(abbrev_data, LittleEndian)
+            .abbreviations(header.debug_abbrev_offset())
+            .map_err(|e| gerr(inp, abbrev_field, e))?;
+        let mut entries = header
+            .entries_raw(&abbrevs, None)
+            .map_err(|e| gerr(inp, unit_off, e))?;
+
+        let mut unit: Option<UnitCtx> = None;
+        let mut attrs = Vec::new();
+        while !entries.is_empty() {
+            let die_at = unit_off + entries.next_offset().0 as u64;
+            let abbrev = entries
+                .read_abbreviation()
+                .map_err(|e| gerr(inp, die_at, e))?;
+            let Some(abbrev) = abbrev else { continue };
+            attrs.clear();
+            for spec in abbrev.attributes() {
+                let at = unit_off + entries.next_offset().0 as u64;
+                let attr = entries
+                    .read_attribute(*spec)
+                    .map_err(|e| gerr(inp, at, e))?;
+                attrs.push((at, spec.form() == dw::DW_FORM_indirect, attr));
+            }
+            let u = match unit {
+                Some(u) => u,
+                None => {
+                    // Split DWARF: lengths and list entries of this unit live in a .dwo file
+                    // that rewriting this object cannot reach.
+                    let split = matches!(
+                        header.type_(),
+                        gimli::UnitType::Skeleton(_) | gimli::UnitType::SplitCompilation(_)
+                    ) || attrs.iter().any(|(_, _, a)| {
+                        matches!(
+                            a.name(),
+                            dw::DW_AT_dwo_name | dw::DW_AT_GNU_dwo_name | dw::DW_AT_GNU_dwo_id
+                        )
+                    });
+                    if split {
+                        return Err(inp.err(
+                            die_at,
+                            "split DWARF unit: its .dwo file holds code offsets this rewrite \
+                             cannot reach",
+                        ));
+                    }
+                    let u = unit_ctx(ctx, inp, &attrs, version, addr_size)?;
+                    unit = Some(u);
+                    u
+                }
+            };
+            let die = Die {
+                ctx,
+                inp,
+                unit: u,
+                unit_off,
+                version,
+                addr_size,
+                offset_size,
+                die_at,
+            };
+            die.process(&attrs, facts)?;
+        }
+    }
+    Ok(())
+}
+
+/// The section a relocated offset field at `at` points into: the relocation's symbol section,
+/// or the only section called `default` when there is no relocation.
+fn section_of(ctx: &Ctx<'_>, inp: &Input<'_>, at: u64, default: &str) -> Result<usize> {
+    match inp.reloc_at(at) {
+        Some(rel) => ctx
+            .sym(inp, rel)?
+            .section
+            .ok_or_else(|| inp.err(at, "section offset relocated against an undefined symbol")),
+        None => ctx.unique(default).ok_or_else(|| {
+            inp.err(
+                at,
+                format!("offset without relocation and no single {default} section"),
+            )
+        }),
+    }
+}
+
+type Attrs<'a> = [(u64, bool, gimli::Attribute<Reader<'a>>)];
+
+fn unit_ctx(
+    ctx: &Ctx<'_>,
+    inp: &Input<'_>,
+    attrs: &Attrs<'_>,
+    version: u16,
+    addr_size: u8,
+) -> Result<UnitCtx> {
+    let mut u = UnitCtx::default();
+    for (at, indirect, attr) in attrs {
+        let base_of = |default: &str| -> Result<Option<(usize, u64)>> {
+            if *indirect {
+                return Err(inp.err(*at, "DW_FORM_indirect on a base attribute"));
+            }
+            match attr.value() {
+                AttributeValue::DebugAddrBase(o) => {
+                    Ok(Some((section_of(ctx, inp, *at, default)?, o.0 as u64)))
+                }
+                AttributeValue::DebugRngListsBase(o) => {
+                    Ok(Some((section_of(ctx, inp, *at, default)?, o.0 as u64)))
+                }
+                AttributeValue::DebugLocListsBase(o) => {
+                    Ok(Some((section_of(ctx, inp, *at, default)?, o.0 as u64)))
+                }
+                _ => Err(inp.err(*at, "unexpected form for a base attribute")),
+            }
+        };
+        match attr.name() {
+            dw::DW_AT_addr_base | dw::DW_AT_GNU_addr_base => {
+                u.addr_base = base_of(".debug_addr")?;
+            }
+            dw::DW_AT_rnglists_base => u.rnglists_base = base_of(".debug_rnglists")?,
+            dw::DW_AT_loclists_base => u.loclists_base = base_of(".debug_loclists")?,
+            _ => {}
+        }
+    }
+    // low_pc after addr_base is known (DW_FORM_addrx needs it).
+    for (at, indirect, attr) in attrs {
+        if attr.name() == dw::DW_AT_low_pc {
+            u.base = Some(address(ctx, inp, *at, *indirect, attr, &u, addr_size)?);
+        }
+    }
+    let _ = version;
+    Ok(u)
+}
+
+/// The location held by an address-class attribute.
+fn address(
+    ctx: &Ctx<'_>,
+    inp: &Input<'_>,
+    at: u64,
+    indirect: bool,
+    attr: &gimli::Attribute<Reader<'_>>,
+    u: &UnitCtx,
+    addr_size: u8,
+) -> Result<Addr> {
+    if indirect {
+        return Err(inp.err(at, "DW_FORM_indirect on an address attribute"));
+    }
+    match attr.raw_value() {
+        AttributeValue::Addr(raw) => Ok(ctx.field(inp, at, raw)?.0),
+        AttributeValue::DebugAddrIndex(i) => {
+            let (sec, base) = u
+                .addr_base
+                .ok_or_else(|| inp.err(at, "DW_FORM_addrx without DW_AT_addr_base"))?;
+            debug_addr(ctx, sec, base, i.0 as u64, addr_size)
+                .map_err(|e| inp.err(at, format!("address index {}: {e}", i.0)))
+        }
+        _ => Err(inp.err(at, "unexpected form for an address attribute")),
+    }
+}
+
+/// Entry `index` of the `.debug_addr` table at (`sec`, `base`).
+pub(super) fn debug_addr(
+    ctx: &Ctx<'_>,
+    sec: usize,
+    base: u64,
+    index: u64,
+    addr_size: u8,
+) -> Result<Addr> {
+    let inp = ctx
+        .inputs
+        .get(&sec)
+        .ok_or_else(|| DwarfError::new(".debug_addr", base, "section not found"))?;
+    let at = index
+        .checked_mul(u64::from(addr_size))
+        .and_then(|o| o.checked_add(base))
+        .ok_or_else(|| inp.err(base, "address index overflows"))?;
+    let pos = usize::try_from(at).map_err(|_| inp.err(at, "offset out of range"))?;
+    let mut c = Cursor::at(inp.data, pos, &inp.name);
+    let raw = c.uint(addr_size)?;
+    Ok(ctx.field(inp, at, raw)?.0)
+}
+
+/// One DIE being processed.
+struct Die<'c, 'd> {
+    ctx: &'c Ctx<'d>,
+    inp: &'c Input<'d>,
+    unit: UnitCtx,
+    unit_off: u64,
+    version: u16,
+    addr_size: u8,
+    offset_size: u8,
+    die_at: u64,
+}
+
+impl Die<'_, '_> {
+    fn process(&self, attrs: &Attrs<'_>, facts: &mut Facts) -> Result<()> {
+        let inp = self.inp;
+        let mut low = None;
+        let mut consts = Vec::new();
+        let mut location_list = None;
+        let mut views = None;
+        for (at, indirect, attr) in attrs {
+            match attr.name() {
+                dw::DW_AT_low_pc => {
+                    low = Some(address(
+                        self.ctx,
+                        inp,
+                        *at,
+                        *indirect,
+                        attr,
+                        &self.unit,
+                        self.addr_size,
+                    )?)
+                }
+                // A constant high_pc is a length from DWARF 4 on; a constant entry_pc an
+                // offset from DWARF 5 on.
+                dw::DW_AT_high_pc | dw::DW_AT_entry_pc => {
+                    let min_version = if attr.name() == dw::DW_AT_high_pc {
+                        4
+                    } else {
+                        5
+                    };
+                    if self.version >= min_version && is_constant(attr.form()) {
+                        if *indirect {
+                            return Err(inp.err(*at, "DW_FORM_indirect on a pc attribute"));
+                        }
+                        consts.push((*at, attr));
+                    }
+                }
+                dw::DW_AT_GNU_locviews => {
+                    // DW_FORM_sec_offset (relocated by the reader), or DW_FORM_data4/8 in
+                    // DWARF 2/3 (read raw: apply the relocation here).
+                    let off = match (attr.offset_value(), attr.form()) {
+                        (Some(o), _) => o as u64,
+                        (None, dw::DW_FORM_data4 | dw::DW_FORM_data8) => match inp.reloc_at(*at) {
+                            Some(rel) => self.ctx.reloc_target(inp, rel)?.off,
+                            None => attr.udata_value().unwrap_or(0),
+                        },
+                        _ => {
+                            return Err(inp.err(*at, "unexpected form for DW_AT_GNU_locviews"));
+                        }
+                    };
+                    let sec = self.list_section(*at, false)?;
+                    views = Some((*at, sec, off));
+                }
+                _ => {}
+            }
+            match attr.value() {
+                AttributeValue::RangeListsRef(o) => {
+                    let sec = self.list_section(*at, true)?;
+                    self.add_list(facts, *at, sec, o.0 as u64)?;
+                }
+                AttributeValue::LocationListsRef(o) => {
+                    let sec = self.list_section(*at, false)?;
+                    self.add_list(facts, *at, sec, o.0 as u64)?;
+                    location_list = Some((sec, o.0 as u64));
+                }
+                AttributeValue::DebugRngListsIndex(i) => {
+                    let (sec, off) = self.indexed(*at, self.unit.rnglists_base, i.0 as u64)?;
+                    self.add_list(facts, *at, sec, off)?;
+                }
+                AttributeValue::DebugLocListsIndex(i) => {
+                    let (sec, off) = self.indexed(*at, self.unit.loclists_base, i.0 as u64)?;
+                    self.add_list(facts, *at, sec, off)?;
+                    location_list = Some((sec, off));
+                }
+                _ => {}
+            }
+        }
+        // GCC's location views (DW_AT_GNU_locviews, DWARF 4 and 5 alike): a list of ULEB128
+        // view pairs right before the location list of the same DIE.
+        if let Some((at, sec, v)) = views {
+            match location_list {
+                Some((lsec, l)) if lsec == sec && l >= v => {
+                    if let Some(prev) = facts.views.insert((sec, v), l) {
+                        if prev != l {
+                            return Err(inp.err(at, "view list shared by two location lists"));
+                        }
+                    }
+                }
+                _ => return Err(inp.err(at, "DW_AT_GNU_locviews without a location list after it")),
+            }
+        }
+        for (at, attr) in consts {
+            self.patch_const(facts, at, attr, low)?;
+        }
+        Ok(())
+    }
+
+    /// The list section a `DW_FORM_sec_offset` at `at` points into.
+    fn list_section(&self, at: u64, ranges: bool) -> Result<usize> {
+        let default = match (ranges, self.version >= 5) {
+            (true, true) => ".debug_rnglists",
+            (true, false) => ".debug_ranges",
+            (false, true) => ".debug_loclists",
+            (false, false) => ".debug_loc",
+        };
+        section_of(self.ctx, self.inp, at, default)
+    }
+
+    /// Resolves a `DW_FORM_rnglistx` / `DW_FORM_loclistx` index through the offsets table at
+    /// the unit's `DW_AT_*lists_base`.
+    fn indexed(&self, at: u64, base: Option<(usize, u64)>, index: u64) -> Result<(usize, u64)> {
+        let (sec, base) =
+            base.ok_or_else(|| self.inp.err(at, "list index without DW_AT_*lists_base"))?;
+        let list = self
+            .ctx
+            .inputs
+            .get(&sec)
+            .ok_or_else(|| self.inp.err(at, "list section not found"))?;
+        let entry = index
+            .checked_mul(u64::from(self.offset_size))
+            .and_then(|o| o.checked_add(base))
+            .ok_or_else(|| self.inp.err(at, "list index overflows"))?;
+        let pos = usize::try_from(entry).map_err(|_| self.inp.err(at, "list index overflows"))?;
+        let rel = Cursor::at(list.data, pos, &list.name).uint(self.offset_size)?;
+        let off = base
+            .checked_add(rel)
+            .ok_or_else(|| self.inp.err(at, "list offset overflows"))?;
+        Ok((sec, off))
+    }
+
+    fn add_list(&self, facts: &mut Facts, at: u64, sec: usize, off: u64) -> Result<()> {
+        let lc = ListCtx {
+            base: self.unit.base.unwrap_or(Addr::ZERO),
+            addr_base: self.unit.addr_base,
+            addr_size: self.addr_size,
+        };
+        match facts.lists.insert((sec, off), lc) {
+            Some(prev) if prev != lc => Err(self.inp.err(
+                at,
+                format!("list at {off:#x} referenced from units with different base addresses"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// A constant-class `DW_AT_high_pc` (length from `low_pc`) or `DW_AT_entry_pc` (offset from
+    /// `low_pc`): new value `map(low + v) - map(low)`, patched in the same form and width.
+    fn patch_const(
+        &self,
+        facts: &mut Facts,
+        at: u64,
+        attr: &gimli::Attribute<Reader<'_>>,
+        low: Option<Addr>,
+    ) -> Result<()> {
+        let inp = self.inp;
+        let name = if attr.name() == dw::DW_AT_high_pc {
+            "DW_AT_high_pc"
+        } else {
+            "DW_AT_entry_pc"
+        };
+        let v = attr
+            .udata_value()
+            .ok_or_else(|| inp.err(at, format!("{name}: negative constant")))?;
+        let Some(low) = low else {
+            if v == 0 {
+                return Ok(());
+            }
+            return Err(inp.err(
+                at,
+                format!(
+                    "{name} as a constant in a DIE without DW_AT_low_pc (DIE at {:#x})",
+                    self.die_at
+                ),
+            ));
+        };
+        let new = self.ctx.map_delta(inp, at, low, v)?;
+        if new == v {
+            return Ok(());
+        }
+        let pos = usize::try_from(at).map_err(|_| inp.err(at, "offset out of range"))?;
+        let form = attr.form();
+        let bytes = match form {
+            dw::DW_FORM_data1 | dw::DW_FORM_data2 | dw::DW_FORM_data4 | dw::DW_FORM_data8 => {
+                let size = match form {
+                    dw::DW_FORM_data1 => 1,
+                    dw::DW_FORM_data2 => 2,
+                    dw::DW_FORM_data4 => 4,
+                    _ => 8,
+                };
+                let old = inp
+                    .data
+                    .get(pos..pos + size)
+                    .and_then(read_uint)
+                    .ok_or_else(|| inp.err(at, "truncated attribute"))?;
+                if old != v {
+                    return Err(inp.err(at, format!("{name}: value does not match its bytes")));
+                }
+                uint_bytes(new, size).ok_or_else(|| {
+                    inp.err(
+                        at,
+                        format!("{name}: new value {new:#x} does not fit {size} bytes"),
+                    )
+                })?
+            }
+            dw::DW_FORM_udata | dw::DW_FORM_sdata => {
+                let mut c = Cursor::at(inp.data, pos, &inp.name);
+                if form == dw::DW_FORM_udata {
+                    c.uleb()?;
+                } else {
+                    c.sleb()?;
+                }
+                let len = c.pos() - pos;
+                let mut b = Vec::new();
+                if form == dw::DW_FORM_udata {
+                    push_uleb(&mut b, new, len);
+                } else {
+                    let s = i64::try_from(new)
+                        .map_err(|_| inp.err(at, format!("{name}: value overflows")))?;
+                    push_sleb(&mut b, s, len);
+                }
+                if b.len() != len {
+                    if form != dw::DW_FORM_udata {
+                        return Err(inp.err(
+                            at,
+                            format!(
+                                "{name}: new value {new:#x} does not fit the {len}-byte SLEB128"
+                            ),
+                        ));
+                    }
+                    // GNU as writes DW_FORM_udata lengths: the unit is laid out anew.
+                    facts.grow.entry(inp.index).or_default().insert(at, new);
+                    facts
+                        .relayout
+                        .entry(inp.index)
+                        .or_default()
+                        .insert(self.unit_off);
+                    return Ok(());
+                }
+                b
+            }
+            _ => {
+                return Err(inp.err(
+                    at,
+                    format!("{name} in form {form} cannot be patched (shared by the abbreviation)"),
+                ))
+            }
+        };
+        inp.no_reloc_in(at, at + bytes.len() as u64, name)?;
+        facts
+            .patches
+            .entry(inp.index)
+            .or_default()
+            .push((at, bytes));
+        Ok(())
+    }
+}
+
+fn is_constant(form: dw::DwForm) -> bool {
+    matches!(
+        form,
+        dw::DW_FORM_data1
+            | dw::DW_FORM_data2
+            | dw::DW_FORM_data4
+            | dw::DW_FORM_data8
+            | dw::DW_FORM_udata
+            | dw::DW_FORM_sdata
+            | dw::DW_FORM_implicit_const
+    )
+}

@@ -1,0 +1,833 @@
+//! ELF: the read model of an input object, and the only code that writes ELF.
+//!
+//! Reading ([`Object::parse`]) checks the file (ELF64, little-endian x86-64), and gathers the
+//! sections, symbols and `RELA` relocations into plain tables indexed by their ELF indices.
+//! Every access is checked: malformed input is an [`Error`], never a panic.
+//!
+//! Writing ([`write`]) goes through `object`'s ELF builder: the original file is read into the
+//! builder, the [`Edits`] (new section contents, relocation lists, symbol values, new sections)
+//! are applied by typed IDs, and the builder lays the file out anew. `object`'s builder does
+//! not know `SHT_GROUP` (COMDAT groups): such sections are read as opaque data and their type
+//! and signature-symbol index are restored after writing (section indices never change here,
+//! since sections are only appended; symbol indices are recomputed with the builder's rule).
+
+use crate::error::{Error, ErrorKind, Result};
+use object::build::elf::{Builder, SectionData, SymbolId};
+use object::build::Id;
+use object::elf;
+use object::read::elf::{ElfFile64, FileHeader, Rela, SectionHeader, Sym};
+use object::{Endianness, FileKind};
+use std::borrow::Cow;
+
+/// `SHF_EXECINSTR`.
+pub const SHF_EXECINSTR: u64 = elf::SHF_EXECINSTR.0;
+/// `SHF_ALLOC`.
+pub const SHF_ALLOC: u64 = elf::SHF_ALLOC.0;
+/// `SHT_PROGBITS`.
+pub const SHT_PROGBITS: u32 = elf::SHT_PROGBITS.0;
+/// `SHT_NOBITS`.
+pub const SHT_NOBITS: u32 = elf::SHT_NOBITS.0;
+/// `SHT_RELA`.
+pub const SHT_RELA: u32 = elf::SHT_RELA.0;
+/// `SHT_REL`.
+pub const SHT_REL: u32 = elf::SHT_REL.0;
+/// `SHT_GROUP`.
+pub const SHT_GROUP: u32 = elf::SHT_GROUP.0;
+/// `STT_SECTION`.
+pub const STT_SECTION: u8 = elf::STT_SECTION.0;
+/// `STT_FILE`.
+pub const STT_FILE: u8 = elf::STT_FILE.0;
+/// `R_X86_64_PC32`.
+pub const R_X86_64_PC32: u32 = elf::R_X86_64_PC32.0;
+/// `R_X86_64_PC64`.
+pub const R_X86_64_PC64: u32 = elf::R_X86_64_PC64.0;
+/// `R_X86_64_NONE`.
+pub const R_X86_64_NONE: u32 = elf::R_X86_64_NONE.0;
+/// `ET_REL`.
+pub const ET_REL: u16 = elf::ET_REL.0;
+
+/// One section of the input, by ELF index.
+#[derive(Clone, Debug)]
+pub struct Section<'a> {
+    /// Name (lossy UTF-8).
+    pub name: Cow<'a, str>,
+    /// `sh_type`.
+    pub sh_type: u32,
+    /// `sh_flags`.
+    pub flags: u64,
+    /// `sh_addr`.
+    pub addr: u64,
+    /// `sh_size`.
+    pub size: u64,
+    /// Contents (empty for `SHT_NOBITS` and the null section).
+    pub data: &'a [u8],
+    /// Index of the `SHT_RELA` section whose relocations apply to this section.
+    pub rela: Option<usize>,
+}
+
+impl Section<'_> {
+    /// Executable code with contents.
+    pub fn is_code(&self) -> bool {
+        self.flags & SHF_EXECINSTR != 0 && self.sh_type == SHT_PROGBITS
+    }
+}
+
+/// One symbol of `.symtab`, by index.
+#[derive(Clone, Copy, Debug)]
+pub struct Symbol<'a> {
+    /// Name bytes.
+    pub name: &'a [u8],
+    /// Defining section (ELF index), if any.
+    pub section: Option<usize>,
+    /// `st_value`.
+    pub value: u64,
+    /// `st_size`.
+    pub size: u64,
+    /// `STT_*`.
+    pub st_type: u8,
+    /// `STB_*`.
+    pub bind: u8,
+}
+
+impl Symbol<'_> {
+    /// Name as text (lossy).
+    pub fn name_str(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(self.name)
+    }
+}
+
+/// One `RELA` relocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reloc {
+    /// `r_offset` in the target section.
+    pub offset: u64,
+    /// `.symtab` index (0: none). Indices past the original table name new symbols
+    /// ([`Edits::new_section_symbols`]).
+    pub sym: u32,
+    /// `ELF64_R_TYPE`.
+    pub r_type: u32,
+    /// `r_addend`.
+    pub addend: i64,
+}
+
+/// The `RELA` relocations of one section, read in place from the file (no copy).
+#[derive(Clone, Copy, Default)]
+pub struct Relocs<'a> {
+    raw: &'a [elf::Rela64<Endianness>],
+}
+
+impl<'a> Relocs<'a> {
+    /// Number of relocations.
+    pub fn len(&self) -> usize {
+        self.raw.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+    /// The `i`-th relocation (file order); `None` past the end.
+    pub fn get(&self, i: usize) -> Option<Reloc> {
+        self.raw.get(i).map(read_rela)
+    }
+    /// All relocations in file order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Reloc> + 'a {
+        self.raw.iter().map(read_rela)
+    }
+}
+
+fn read_rela(r: &elf::Rela64<Endianness>) -> Reloc {
+    let e = Endianness::Little;
+    Reloc {
+        offset: r.r_offset(e),
+        sym: r.r_sym(e, false),
+        r_type: r.r_type(e, false).0,
+        addend: r.r_addend(e),
+    }
+}
+
+/// A parsed input object.
+pub struct Object<'a> {
+    /// The raw bytes.
+    pub data: &'a [u8],
+    /// `object`'s view of the file (handed to the DWARF rewriter).
+    pub file: ElfFile64<'a, Endianness>,
+    /// `e_type`.
+    pub e_type: u16,
+    /// Sections by ELF index (index 0 is the null section).
+    pub sections: Vec<Section<'a>>,
+    /// Symbols by `.symtab` index (index 0 is the null symbol); empty without a symbol table.
+    pub symbols: Vec<Symbol<'a>>,
+    /// ELF index of `.symtab`, if any.
+    pub symtab: Option<usize>,
+    /// Relocations of each section (by ELF index of the section they apply to), in file order.
+    pub relocs: Vec<Relocs<'a>>,
+}
+
+fn malformed(e: object::read::Error) -> Error {
+    Error::malformed(e.to_string())
+}
+
+impl<'a> Object<'a> {
+    /// Parses and checks `data`: ELF64, little-endian, x86-64.
+    pub fn parse(data: &'a [u8]) -> Result<Object<'a>> {
+        match FileKind::parse(data) {
+            Ok(FileKind::Elf64) => {}
+            Ok(FileKind::Elf32) => {
+                return Err(Error::new(ErrorKind::NotElf64("32-bit ELF".into())))
+            }
+            Ok(other) => return Err(Error::new(ErrorKind::NotElf64(format!("{other:?} file")))),
+            Err(e) => return Err(Error::new(ErrorKind::NotElf64(e.to_string()))),
+        }
+        let file = ElfFile64::<Endianness>::parse(data).map_err(malformed)?;
+        let endian = file.endian();
+        let header = file.elf_header();
+        if endian != Endianness::Little {
+            return Err(Error::new(ErrorKind::WrongMachine("big-endian".into())));
+        }
+        let machine = header.e_machine(endian);
+        if machine != elf::EM_X86_64 {
+            return Err(Error::new(ErrorKind::WrongMachine(format!(
+                "e_machine {}",
+                machine.0
+            ))));
+        }
+        let e_type = header.e_type(endian).0;
+        let table = file.elf_section_table();
+        let mut sections = Vec::with_capacity(table.len());
+        for (i, sh) in table.iter().enumerate() {
+            let name = if i == 0 {
+                Cow::Borrowed("")
+            } else {
+                let n = table
+                    .section_name(endian, sh)
+                    .map_err(|e| Error::malformed(format!("section {i}: {e}")))?;
+                String::from_utf8_lossy(n)
+            };
+            let sh_type = sh.sh_type(endian).0;
+            let data = if i == 0 || sh_type == SHT_NOBITS {
+                &[][..]
+            } else {
+                sh.data(endian, data)
+                    .map_err(|e| Error::in_section(&name, ErrorKind::Malformed(e.to_string())))?
+            };
+            sections.push(Section {
+                name,
+                sh_type,
+                flags: sh.sh_flags(endian).0,
+                addr: sh.sh_addr(endian),
+                size: sh.sh_size(endian),
+                data,
+                rela: None,
+            });
+        }
+        let symtab_t = file.elf_symbol_table();
+        let symtab = if symtab_t.is_empty() {
+            None
+        } else {
+            Some(symtab_t.section().0)
+        };
+        let mut symbols = Vec::with_capacity(symtab_t.len());
+        for (i, sym) in symtab_t.iter().enumerate() {
+            let name = symtab_t.symbol_name(endian, sym).map_err(|e| {
+                Error::in_section(".symtab", ErrorKind::Malformed(format!("symbol {i}: {e}")))
+            })?;
+            let section = if i == 0 {
+                None
+            } else {
+                symtab_t
+                    .symbol_section(endian, sym, object::SymbolIndex(i))
+                    .map_err(|e| {
+                        Error::in_section(
+                            ".symtab",
+                            ErrorKind::Malformed(format!("symbol {i}: {e}")),
+                        )
+                    })?
+                    .map(|s| s.0)
+            };
+            if let Some(s) = section {
+                if s >= sections.len() {
+                    return Err(Error::in_section(
+                        ".symtab",
+                        ErrorKind::Malformed(format!(
+                            "symbol {i} has section index {s} past the table"
+                        )),
+                    ));
+                }
+            }
+            symbols.push(Symbol {
+                name,
+                section,
+                value: sym.st_value(endian),
+                size: sym.st_size(endian),
+                st_type: sym.st_type().0,
+                bind: sym.st_bind().0,
+            });
+        }
+        let mut relocs = vec![Relocs::default(); sections.len()];
+        for (i, sh) in table.iter().enumerate() {
+            let sh_type = sh.sh_type(endian).0;
+            if sh_type == SHT_REL {
+                let name = &sections[i].name;
+                return Err(Error::in_section(
+                    name,
+                    ErrorKind::Malformed(
+                        "SHT_REL relocations are not supported on x86-64 (expected SHT_RELA)"
+                            .into(),
+                    ),
+                ));
+            }
+            if sh_type != SHT_RELA || sh.sh_flags(endian).0 & SHF_ALLOC != 0 {
+                continue;
+            }
+            let name = sections[i].name.to_string();
+            let Some((rels, link)) = sh
+                .rela(endian, data)
+                .map_err(|e| Error::in_section(&name, ErrorKind::Malformed(e.to_string())))?
+            else {
+                continue;
+            };
+            if Some(link.0) != symtab {
+                return Err(Error::in_section(
+                    &name,
+                    ErrorKind::Malformed("relocations do not link to .symtab".into()),
+                ));
+            }
+            let target = sh.sh_info(endian) as usize;
+            if target == 0 || target >= sections.len() {
+                return Err(Error::in_section(
+                    &name,
+                    ErrorKind::Malformed(format!("sh_info {target} names no section")),
+                ));
+            }
+            if sections[target].rela.is_some() {
+                return Err(Error::in_section(
+                    &name,
+                    ErrorKind::Malformed(format!(
+                        "second relocation section for {}",
+                        sections[target].name
+                    )),
+                ));
+            }
+            sections[target].rela = Some(i);
+            for (k, r) in rels.iter().enumerate() {
+                let sym = r.r_sym(endian, false);
+                if sym != 0 && sym as usize >= symbols.len() {
+                    return Err(Error::at(
+                        &name,
+                        (k * 24) as u64,
+                        ErrorKind::Malformed(format!(
+                            "relocation names symbol {sym} past the symbol table"
+                        )),
+                    ));
+                }
+            }
+            relocs[target] = Relocs { raw: rels };
+        }
+        Ok(Object {
+            data,
+            file,
+            e_type,
+            sections,
+            symbols,
+            symtab,
+            relocs,
+        })
+    }
+
+    /// Section index by name (first match).
+    pub fn section_by_name(&self, name: &str) -> Option<usize> {
+        self.sections.iter().position(|s| s.name == name)
+    }
+
+    /// Whether this is a relocatable object.
+    pub fn is_relocatable(&self) -> bool {
+        self.e_type == ET_REL
+    }
+}
+
+/// The name of an x86-64 relocation type.
+pub fn reloc_name(r_type: u32) -> &'static str {
+    match elf::RelocationType(r_type) {
+        elf::R_X86_64_NONE => "R_X86_64_NONE",
+        elf::R_X86_64_64 => "R_X86_64_64",
+        elf::R_X86_64_PC32 => "R_X86_64_PC32",
+        elf::R_X86_64_GOT32 => "R_X86_64_GOT32",
+        elf::R_X86_64_PLT32 => "R_X86_64_PLT32",
+        elf::R_X86_64_COPY => "R_X86_64_COPY",
+        elf::R_X86_64_GLOB_DAT => "R_X86_64_GLOB_DAT",
+        elf::R_X86_64_JUMP_SLOT => "R_X86_64_JUMP_SLOT",
+        elf::R_X86_64_RELATIVE => "R_X86_64_RELATIVE",
+        elf::R_X86_64_GOTPCREL => "R_X86_64_GOTPCREL",
+        elf::R_X86_64_32 => "R_X86_64_32",
+        elf::R_X86_64_32S => "R_X86_64_32S",
+        elf::R_X86_64_16 => "R_X86_64_16",
+        elf::R_X86_64_PC16 => "R_X86_64_PC16",
+        elf::R_X86_64_8 => "R_X86_64_8",
+        elf::R_X86_64_PC8 => "R_X86_64_PC8",
+        elf::R_X86_64_DTPMOD64 => "R_X86_64_DTPMOD64",
+        elf::R_X86_64_DTPOFF64 => "R_X86_64_DTPOFF64",
+        elf::R_X86_64_TPOFF64 => "R_X86_64_TPOFF64",
+        elf::R_X86_64_TLSGD => "R_X86_64_TLSGD",
+        elf::R_X86_64_TLSLD => "R_X86_64_TLSLD",
+        elf::R_X86_64_DTPOFF32 => "R_X86_64_DTPOFF32",
+        elf::R_X86_64_GOTTPOFF => "R_X86_64_GOTTPOFF",
+        elf::R_X86_64_TPOFF32 => "R_X86_64_TPOFF32",
+        elf::R_X86_64_PC64 => "R_X86_64_PC64",
+        elf::R_X86_64_GOTOFF64 => "R_X86_64_GOTOFF64",
+        elf::R_X86_64_GOTPC32 => "R_X86_64_GOTPC32",
+        elf::R_X86_64_GOT64 => "R_X86_64_GOT64",
+        elf::R_X86_64_GOTPCREL64 => "R_X86_64_GOTPCREL64",
+        elf::R_X86_64_GOTPC64 => "R_X86_64_GOTPC64",
+        elf::R_X86_64_GOTPLT64 => "R_X86_64_GOTPLT64",
+        elf::R_X86_64_PLTOFF64 => "R_X86_64_PLTOFF64",
+        elf::R_X86_64_SIZE32 => "R_X86_64_SIZE32",
+        elf::R_X86_64_SIZE64 => "R_X86_64_SIZE64",
+        elf::R_X86_64_GOTPC32_TLSDESC => "R_X86_64_GOTPC32_TLSDESC",
+        elf::R_X86_64_TLSDESC_CALL => "R_X86_64_TLSDESC_CALL",
+        elf::R_X86_64_TLSDESC => "R_X86_64_TLSDESC",
+        elf::R_X86_64_IRELATIVE => "R_X86_64_IRELATIVE",
+        elf::R_X86_64_GOTPCRELX => "R_X86_64_GOTPCRELX",
+        elf::R_X86_64_REX_GOTPCRELX => "R_X86_64_REX_GOTPCRELX",
+        _ => "unknown",
+    }
+}
+
+/// How a relocation type relates its field to an address, as far as moving code is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelocClass {
+    /// No field (`R_X86_64_NONE`, `R_X86_64_TLSDESC_CALL`: markers on an instruction).
+    Marker,
+    /// The field holds an address (or address difference) of `S + A`, `size` bytes wide;
+    /// `pc_relative` when the place `P` is subtracted.
+    Address {
+        /// Field width in bytes.
+        size: u8,
+        /// `P` is subtracted.
+        pc_relative: bool,
+    },
+    /// The field does not name an address in `S`'s section (GOT/TLS offsets, symbol sizes):
+    /// its addend is carried unchanged.
+    Opaque {
+        /// Field width in bytes.
+        size: u8,
+        /// `P` is subtracted (the field still moves with its instruction).
+        pc_relative: bool,
+    },
+}
+
+/// Classifies `r_type`; `None` for types this tool does not support in relocatable objects.
+pub fn reloc_class(r_type: u32) -> Option<RelocClass> {
+    use RelocClass::*;
+    Some(match elf::RelocationType(r_type) {
+        elf::R_X86_64_NONE | elf::R_X86_64_TLSDESC_CALL => Marker,
+        elf::R_X86_64_64 => Address {
+            size: 8,
+            pc_relative: false,
+        },
+        elf::R_X86_64_32 | elf::R_X86_64_32S => Address {
+            size: 4,
+            pc_relative: false,
+        },
+        elf::R_X86_64_16 => Address {
+            size: 2,
+            pc_relative: false,
+        },
+        elf::R_X86_64_8 => Address {
+            size: 1,
+            pc_relative: false,
+        },
+        elf::R_X86_64_PC64 => Address {
+            size: 8,
+            pc_relative: true,
+        },
+        elf::R_X86_64_PC32 | elf::R_X86_64_PLT32 => Address {
+            size: 4,
+            pc_relative: true,
+        },
+        elf::R_X86_64_PC16 => Address {
+            size: 2,
+            pc_relative: true,
+        },
+        elf::R_X86_64_PC8 => Address {
+            size: 1,
+            pc_relative: true,
+        },
+        elf::R_X86_64_GOTOFF64 => Address {
+            size: 8,
+            pc_relative: false,
+        },
+        elf::R_X86_64_GOTPCREL
+        | elf::R_X86_64_GOTPCRELX
+        | elf::R_X86_64_REX_GOTPCRELX
+        | elf::R_X86_64_GOTPC32
+        | elf::R_X86_64_TLSGD
+        | elf::R_X86_64_TLSLD
+        | elf::R_X86_64_GOTTPOFF
+        | elf::R_X86_64_GOTPC32_TLSDESC => Opaque {
+            size: 4,
+            pc_relative: true,
+        },
+        elf::R_X86_64_GOTPCREL64 | elf::R_X86_64_GOTPC64 => Opaque {
+            size: 8,
+            pc_relative: true,
+        },
+        elf::R_X86_64_GOT32
+        | elf::R_X86_64_DTPOFF32
+        | elf::R_X86_64_TPOFF32
+        | elf::R_X86_64_SIZE32 => Opaque {
+            size: 4,
+            pc_relative: false,
+        },
+        elf::R_X86_64_GOT64
+        | elf::R_X86_64_GOTPLT64
+        | elf::R_X86_64_PLTOFF64
+        | elf::R_X86_64_DTPOFF64
+        | elf::R_X86_64_TPOFF64
+        | elf::R_X86_64_DTPMOD64
+        | elf::R_X86_64_SIZE64 => Opaque {
+            size: 8,
+            pc_relative: false,
+        },
+        _ => return None,
+    })
+}
+
+impl RelocClass {
+    /// Width of the relocated field (0 for markers).
+    pub fn size(self) -> u8 {
+        match self {
+            RelocClass::Marker => 0,
+            RelocClass::Address { size, .. } | RelocClass::Opaque { size, .. } => size,
+        }
+    }
+    /// Whether `P` is subtracted.
+    pub fn pc_relative(self) -> bool {
+        matches!(
+            self,
+            RelocClass::Address {
+                pc_relative: true,
+                ..
+            } | RelocClass::Opaque {
+                pc_relative: true,
+                ..
+            }
+        )
+    }
+}
+
+/// An in-place change of one relocation: `(index in file order, new offset, new addend)`.
+pub type RelocPatch = (u32, u64, i64);
+
+/// A new section to append.
+#[derive(Clone, Debug)]
+pub struct NewSection {
+    /// Name.
+    pub name: String,
+    /// `sh_type` (`SHT_PROGBITS`).
+    pub sh_type: u32,
+    /// `sh_flags`.
+    pub flags: u64,
+    /// `sh_addralign`.
+    pub align: u64,
+    /// Contents.
+    pub data: Vec<u8>,
+    /// Relocations against it (a `.rela<name>` section is added when non-empty).
+    pub relocs: Vec<Reloc>,
+}
+
+/// Everything `burn` changes in an object.
+#[derive(Debug, Default)]
+pub struct Edits {
+    /// New contents by ELF section index.
+    pub section_data: Vec<(usize, Vec<u8>)>,
+    /// Complete new relocation lists by ELF index of the section they apply to.
+    pub relocs: Vec<(usize, Vec<Reloc>)>,
+    /// In-place changes of relocations by ELF index of the section they apply to:
+    /// `(index in file order, new offset, new addend)`.
+    pub reloc_patches: Vec<(usize, Vec<RelocPatch>)>,
+    /// New `(value, size)` by `.symtab` index.
+    pub symbols: Vec<(usize, u64, u64)>,
+    /// Section symbols to create (ELF section indices); relocation `sym` values
+    /// `original_symbol_count + k` refer to the `k`-th of these.
+    pub new_section_symbols: Vec<usize>,
+    /// Sections to append.
+    pub new_sections: Vec<NewSection>,
+}
+
+fn build_err(e: object::build::Error) -> Error {
+    Error::malformed(e.to_string())
+}
+
+/// Applies `edits` to `obj` and returns the new file.
+pub fn write(obj: &Object<'_>, edits: Edits) -> Result<Vec<u8>> {
+    let (mut out, fixes) = with_builder(obj, edits, |b| {
+        let mut out = Vec::with_capacity(obj.data.len() + obj.data.len() / 8);
+        b.write(&mut out).map_err(build_err)?;
+        Ok(out)
+    })?;
+    if !fixes.is_empty() {
+        let shoff = out
+            .get(0x28..0x30)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+            .ok_or_else(|| Error::internal("output header"))?;
+        let shoff = usize::try_from(shoff).map_err(|_| Error::internal("e_shoff"))?;
+        for (g, new_sig) in fixes {
+            let at = shoff + g * 64;
+            let hdr = out
+                .get_mut(at..at + 64)
+                .ok_or_else(|| Error::internal("section header past the end of the output"))?;
+            hdr[4..8].copy_from_slice(&SHT_GROUP.to_le_bytes());
+            hdr[44..48].copy_from_slice(&new_sig.to_le_bytes());
+        }
+    }
+    Ok(out)
+}
+
+/// Applies `edits` to `obj` and streams the new file into `file` (empty, at position 0),
+/// without holding the whole output in memory.
+pub fn write_to_file(obj: &Object<'_>, edits: Edits, file: &mut std::fs::File) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let ((), fixes) = with_builder(obj, edits, |b| {
+        let mut buffer = object::write::StreamingBuffer::new(std::io::BufWriter::with_capacity(
+            1 << 20,
+            &mut *file,
+        ));
+        b.write(&mut buffer).map_err(build_err)?;
+        buffer.result()?;
+        buffer.into_inner().flush()?;
+        Ok(())
+    })?;
+    if !fixes.is_empty() {
+        let mut header = [0u8; 64];
+        file.seek(SeekFrom::Start(0))?;
+        file.read_exact(&mut header)?;
+        let shoff = u64::from_le_bytes(
+            header[0x28..0x30]
+                .try_into()
+                .map_err(|_| Error::internal("output header"))?,
+        );
+        for (g, new_sig) in fixes {
+            let at = shoff + g as u64 * 64;
+            file.seek(SeekFrom::Start(at + 4))?;
+            file.write_all(&SHT_GROUP.to_le_bytes())?;
+            file.seek(SeekFrom::Start(at + 44))?;
+            file.write_all(&new_sig.to_le_bytes())?;
+        }
+        file.seek(SeekFrom::End(0))?;
+    }
+    Ok(())
+}
+
+/// Reads `obj` into `object`'s builder, applies `edits` and hands the builder to `emit`.
+/// Returns `emit`'s result and the `SHT_GROUP` headers to restore in the written file:
+/// `(section index, new signature symbol index)`.
+fn with_builder<R>(
+    obj: &Object<'_>,
+    edits: Edits,
+    emit: impl FnOnce(Builder<'_>) -> Result<R>,
+) -> Result<(R, Vec<(usize, u32)>)> {
+    let endian = Endianness::Little;
+    // SHT_GROUP sections: hidden from the builder as PROGBITS, restored afterwards.
+    let groups: Vec<usize> = obj
+        .sections
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.sh_type == SHT_GROUP)
+        .map(|(i, _)| i)
+        .collect();
+    let input: Cow<'_, [u8]> = if groups.is_empty() {
+        Cow::Borrowed(obj.data)
+    } else {
+        let mut copy = obj.data.to_vec();
+        let shoff = usize::try_from(obj.file.elf_header().e_shoff(endian))
+            .map_err(|_| Error::malformed("e_shoff"))?;
+        for &g in &groups {
+            let at = shoff + g * 64 + 4;
+            let field = copy
+                .get_mut(at..at + 4)
+                .ok_or_else(|| Error::malformed("section header past the end"))?;
+            field.copy_from_slice(&SHT_PROGBITS.to_le_bytes());
+        }
+        Cow::Owned(copy)
+    };
+    let mut b = Builder::read64(&*input).map_err(build_err)?;
+    let section_ids: Vec<_> = b.sections.iter().map(|s| s.id()).collect();
+    let symbol_ids: Vec<SymbolId> = b.symbols.iter().map(|s| s.id()).collect();
+    if section_ids.len() + 1 != obj.sections.len()
+        || symbol_ids.len() + usize::from(!obj.symbols.is_empty()) != obj.symbols.len()
+    {
+        return Err(Error::internal(
+            "builder and reader disagree on table sizes",
+        ));
+    }
+    let sec_id = |i: usize| {
+        section_ids
+            .get(i.wrapping_sub(1))
+            .copied()
+            .ok_or_else(|| Error::internal(format!("no section {i}")))
+    };
+
+    for (i, data) in edits.section_data {
+        let id = sec_id(i)?;
+        b.sections.get_mut(id).data = SectionData::Data(data.into());
+    }
+    for &(i, value, size) in &edits.symbols {
+        let id = *symbol_ids
+            .get(i.wrapping_sub(1))
+            .ok_or_else(|| Error::internal(format!("no symbol {i}")))?;
+        let s = b.symbols.get_mut(id);
+        s.st_value = value;
+        s.st_size = size;
+    }
+    let mut new_syms = Vec::with_capacity(edits.new_section_symbols.len());
+    for &sec in &edits.new_section_symbols {
+        let id = sec_id(sec)?;
+        let s = b.symbols.add();
+        s.name = Default::default();
+        s.section = Some(id);
+        s.set_st_info(elf::STB_LOCAL, elf::STT_SECTION);
+        s.st_value = 0;
+        s.st_size = 0;
+        new_syms.push(s.id());
+    }
+    // `Reloc::sym` numbering: original indices below `nsyms`, new symbols from there on
+    // (index 0 stays the null symbol when the input has no table).
+    let nsyms = obj.symbols.len().max(1);
+    let to_builder = |rels: Vec<Reloc>| -> Result<Vec<object::build::elf::Relocation>> {
+        rels.into_iter()
+            .map(|r| {
+                let symbol = match r.sym as usize {
+                    0 => None,
+                    s if s < nsyms => Some(symbol_ids[s - 1]),
+                    s => Some(
+                        *new_syms
+                            .get(s - nsyms)
+                            .ok_or_else(|| Error::internal(format!("no new symbol {s}")))?,
+                    ),
+                };
+                Ok(object::build::elf::Relocation {
+                    r_offset: r.offset,
+                    symbol,
+                    r_type: elf::RelocationType(r.r_type),
+                    r_addend: r.addend,
+                })
+            })
+            .collect()
+    };
+    for (target, patches) in edits.reloc_patches {
+        let rela = obj
+            .sections
+            .get(target)
+            .and_then(|s| s.rela)
+            .ok_or_else(|| {
+                Error::internal("relocation patches for a section without a RELA section")
+            })?;
+        let id = sec_id(rela)?;
+        let SectionData::Relocation(v) = &mut b.sections.get_mut(id).data else {
+            return Err(Error::internal("RELA section read as something else"));
+        };
+        for (i, offset, addend) in patches {
+            let r = v
+                .get_mut(i as usize)
+                .ok_or_else(|| Error::internal("relocation patch past the list"))?;
+            r.r_offset = offset;
+            r.r_addend = addend;
+        }
+    }
+    for (target, rels) in edits.relocs {
+        let rela = obj
+            .sections
+            .get(target)
+            .and_then(|s| s.rela)
+            .ok_or_else(|| Error::internal("relocations for a section without a RELA section"))?;
+        let id = sec_id(rela)?;
+        b.sections.get_mut(id).data = SectionData::Relocation(to_builder(rels)?);
+    }
+    let mut symtab_id = obj.symtab.map(sec_id).transpose()?;
+    if symtab_id.is_none() && !new_syms.is_empty() {
+        // An object without a symbol table (GNU as leaves it out when empty) gets one.
+        let strtab = b.sections.add();
+        strtab.name = b".strtab".to_vec().into();
+        strtab.sh_type = elf::SHT_STRTAB;
+        strtab.sh_addralign = 1;
+        strtab.data = SectionData::String;
+        let strtab_id = strtab.id();
+        let symtab = b.sections.add();
+        symtab.name = b".symtab".to_vec().into();
+        symtab.sh_type = elf::SHT_SYMTAB;
+        symtab.sh_addralign = 8;
+        symtab.sh_entsize = 24;
+        symtab.sh_link_section = Some(strtab_id);
+        symtab.data = SectionData::Symbol;
+        symtab_id = Some(symtab.id());
+    }
+    for ns in edits.new_sections {
+        let s = b.sections.add();
+        s.name = ns.name.clone().into_bytes().into();
+        s.sh_type = elf::SectionType(ns.sh_type);
+        s.sh_flags = elf::SectionFlags(ns.flags);
+        s.sh_addralign = ns.align;
+        s.data = SectionData::Data(ns.data.into());
+        let id = s.id();
+        if !ns.relocs.is_empty() {
+            let symtab =
+                symtab_id.ok_or_else(|| Error::internal("relocations without a symbol table"))?;
+            let rels = to_builder(ns.relocs)?;
+            let r = b.sections.add();
+            r.name = format!(".rela{}", ns.name).into_bytes().into();
+            r.sh_type = elf::SHT_RELA;
+            r.sh_flags = elf::SHF_INFO_LINK;
+            r.sh_addralign = 8;
+            r.sh_entsize = 24;
+            r.sh_link_section = Some(symtab);
+            r.sh_info_section = Some(id);
+            r.data = SectionData::Relocation(rels);
+        }
+    }
+    // Output symbol indices, by the builder's rule: locals first, then globals, each in
+    // table order.
+    let mut out_index = vec![
+        0u32;
+        b.symbols
+            .iter()
+            .map(|s| s.id().index() + 1)
+            .max()
+            .unwrap_or(0)
+    ];
+    let mut next = 1u32;
+    for local in [true, false] {
+        for s in b.symbols.iter() {
+            if (s.st_bind() == elf::STB_LOCAL) == local {
+                out_index[s.id().index()] = next;
+                next += 1;
+            }
+        }
+    }
+    let fixes = group_fixes(obj, &groups, &out_index)?;
+    let r = emit(b)?;
+    Ok((r, fixes))
+}
+
+/// New `sh_info` (signature symbol index) of each `SHT_GROUP` section.
+fn group_fixes(obj: &Object<'_>, groups: &[usize], out_index: &[u32]) -> Result<Vec<(usize, u32)>> {
+    let endian = Endianness::Little;
+    let table = obj.file.elf_section_table();
+    let mut fixes = Vec::with_capacity(groups.len());
+    for &g in groups {
+        let sh = table.section(object::SectionIndex(g)).map_err(malformed)?;
+        let sig = sh.sh_info(endian) as usize;
+        let new_sig = if sig == 0 {
+            0
+        } else {
+            *out_index.get(sig - 1).ok_or_else(|| {
+                Error::in_section(
+                    &obj.sections[g].name,
+                    ErrorKind::Malformed(format!("group signature symbol {sig} past the table")),
+                )
+            })?
+        };
+        fixes.push((g, new_sig));
+    }
+    Ok(fixes)
+}
