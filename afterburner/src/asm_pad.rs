@@ -817,7 +817,7 @@ pub fn pad(source: &str, opts: &Options) -> Result<Padded, PadError> {
     let mut records = String::new();
     for sec in 0..obj.sections.len() {
         let s = &obj.sections[sec];
-        if !s.is_exec() || s.sh_type == object::elf::SHT_NOBITS.0 || s.size == 0 {
+        if !s.is_code() || s.size == 0 {
             continue;
         }
         // Alignment kept as bytes.

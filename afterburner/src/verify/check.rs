@@ -257,10 +257,13 @@ impl<'a> Ctx<'a> {
         self.walked = vec![false; self.o.sections.len()];
         // Replacement code first: the growth of original alternative regions depends on it.
         let mut order: Vec<usize> = (0..self.o.sections.len()).collect();
-        order.sort_by_key(|&i| self.o.sections[i].name != ALTINSTR_REPLACEMENT);
+        let repl: std::collections::HashSet<usize> = self.alts.iter().map(|a| a.repl.0).collect();
+        order.sort_by_key(|&i| {
+            !(repl.contains(&i) || self.o.sections[i].name == ALTINSTR_REPLACEMENT)
+        });
         for osec in order {
             let s = &self.o.sections[osec];
-            if s.is_exec() && s.sh_type != E::SHT_NOBITS.0 && self.fwd[osec].is_some() {
+            if s.is_code() && self.fwd[osec].is_some() {
                 self.walk_code(osec)?;
                 self.walked[osec] = true;
             }
@@ -966,7 +969,7 @@ impl<'a> Ctx<'a> {
                     ..rel
                 },
             ) {
-                if !self.o.sections[x].is_exec() {
+                if !self.o.sections[x].is_code() {
                     self.code_refs.entry(x).or_default().insert(off);
                 }
             }
@@ -1172,7 +1175,7 @@ impl<'a> Ctx<'a> {
         let s = &self.o.sections[osec];
         let t = s.sh_type;
         if osec == 0
-            || (s.is_exec() && t != E::SHT_NOBITS.0)
+            || s.is_code()
             || [
                 E::SHT_RELA.0,
                 E::SHT_SYMTAB.0,
@@ -1478,7 +1481,7 @@ impl<'a> Ctx<'a> {
     /// where `base` is the nearest place at or before `P` that code refers to.
     fn relative_table_entry(&self, osec: usize, r: &Reloc, got: &Designation) -> bool {
         let pc_direct = reloc_info(r.r_type).is_some_and(|i| i.pc_relative && i.direct);
-        if !pc_direct || self.o.sections[osec].is_exec() {
+        if !pc_direct || self.o.sections[osec].is_code() {
             return false;
         }
         let Some(base) = self
@@ -1495,7 +1498,7 @@ impl<'a> Ctx<'a> {
         let (Some(bx), Ok(t)) = (self.fwd[x], i64::try_from(t)) else {
             return false;
         };
-        if !self.o.sections[x].is_exec() || d == 0 {
+        if !self.o.sections[x].is_code() || d == 0 {
             return false;
         }
         let want = self.maps[x].map_signed(t - d).saturating_add(d);
@@ -1533,11 +1536,36 @@ impl<'a> Ctx<'a> {
                 continue;
             }
             self.report.stats.symbols += 1;
-            let found = self
-                .b
-                .symbols
+            // Among burnt symbols of this name (a writer may reorder a symbol table, e.g. locals
+            // first), the unmatched one with the expected kind, section and value; else the
+            // one in the same position among equal names.
+            let want = match s.place {
+                Place::Section(x) => {
+                    self.fwd[x].map(|bx| (Place::Section(bx), self.maps[x].map(s.value)))
+                }
+                other => Some((other, s.value)),
+            };
+            let same_name: Vec<usize> = (1..self.b.symbols.len())
+                .filter(|&j| {
+                    !matched[j]
+                        && !self.b.symbols[j].is_section()
+                        && self.b.symbols[j].name == s.name
+                })
+                .collect();
+            let found = same_name
                 .iter()
-                .position(|t| !t.is_section() && t.name == s.name && t.ordinal == s.ordinal);
+                .copied()
+                .find(|&j| {
+                    let t = &self.b.symbols[j];
+                    want == Some((t.place, t.value)) && (t.st_type, t.bind) == (s.st_type, s.bind)
+                })
+                .or_else(|| {
+                    same_name
+                        .iter()
+                        .copied()
+                        .find(|&j| self.b.symbols[j].ordinal == s.ordinal)
+                })
+                .or_else(|| same_name.first().copied());
             let Some(j) = found else {
                 let d = Difference {
                     section: "symbols".into(),
@@ -1572,11 +1600,16 @@ impl<'a> Ctx<'a> {
                 Place::Section(x) => {
                     let m = &self.maps[x];
                     let v = m.map(s.value);
-                    let end = m.map(s.value.saturating_add(s.size));
+                    // An end past the section moves with the section end; an extent that
+                    // overflows the address space keeps its size.
+                    let size = match s.value.checked_add(s.size) {
+                        Some(end) => m.map(end).wrapping_sub(v),
+                        None => s.size,
+                    };
                     (
                         self.fwd[x].map(Place::Section).unwrap_or(Place::Undefined),
                         v,
-                        end - v,
+                        size,
                     )
                 }
                 other => (other, s.value, s.size),

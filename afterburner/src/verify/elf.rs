@@ -44,6 +44,10 @@ impl Section<'_> {
     pub fn is_exec(&self) -> bool {
         self.flags & elf::SHF_EXECINSTR.0 != 0
     }
+    /// Executable program bits: the sections walked as code.
+    pub fn is_code(&self) -> bool {
+        self.is_exec() && self.sh_type == elf::SHT_PROGBITS.0
+    }
 }
 
 /// Where a symbol is defined.
@@ -122,6 +126,24 @@ impl<'a> Object<'a> {
         let mut sections = Vec::with_capacity(table.len());
         let mut seen = std::collections::HashMap::<String, usize>::new();
         for (i, sh) in table.iter().enumerate() {
+            if i == 0 {
+                // The null section header means nothing here (its fields only extend
+                // e_shnum/e_shstrndx, which `object` handles); never read it as a section.
+                sections.push(Section {
+                    name: String::new(),
+                    ordinal: usize::MAX,
+                    sh_type: elf::SHT_NULL.0,
+                    flags: 0,
+                    addralign: 0,
+                    entsize: 0,
+                    size: 0,
+                    info: 0,
+                    data: &[],
+                    relocs: Vec::new(),
+                    rela: None,
+                });
+                continue;
+            }
             let name = name_of(
                 table
                     .section_name(endian, sh)
@@ -133,9 +155,12 @@ impl<'a> Object<'a> {
                 *n - 1
             };
             let sh_type = sh.sh_type(endian).0;
-            let bytes = sh
-                .data(endian, data)
-                .map_err(|e| bad(format!("section {name}: {e}")))?;
+            let bytes = if sh_type == elf::SHT_NULL.0 {
+                &[][..]
+            } else {
+                sh.data(endian, data)
+                    .map_err(|e| bad(format!("section {i} ({name}): {e}")))?
+            };
             sections.push(Section {
                 name,
                 ordinal,
@@ -255,6 +280,22 @@ impl<'a> Object<'a> {
                 });
             }
             relocs.sort_by_key(|r| r.offset);
+            // Every relocated field lies inside its section (a linker would refuse it).
+            let size = sections[target].size;
+            let nobits = sections[target].sh_type == elf::SHT_NOBITS.0;
+            for r in &relocs {
+                let field = reloc_info(r.r_type).map_or(1, |i| u64::from(i.size));
+                if nobits || r.offset.checked_add(field).is_none_or(|end| end > size) {
+                    return Err(bad(format!(
+                        "relocation {} at {}+{:#x} lies outside the section ({:#x} bytes{})",
+                        reloc_name(r.r_type),
+                        sections[target].name,
+                        r.offset,
+                        size,
+                        if nobits { ", no file data" } else { "" }
+                    )));
+                }
+            }
             sections[target].relocs = relocs;
             sections[target].rela = Some(i);
         }
@@ -269,7 +310,10 @@ impl<'a> Object<'a> {
     pub fn find_section(&self, name: &str, ordinal: usize) -> Option<usize> {
         self.sections
             .iter()
-            .position(|s| s.name == name && s.ordinal == ordinal)
+            .enumerate()
+            .skip(1)
+            .find(|(_, s)| s.name == name && s.ordinal == ordinal)
+            .map(|(i, _)| i)
     }
 
     /// Best `symbol+offset` description of section offset `off` (the nearest symbol at or below

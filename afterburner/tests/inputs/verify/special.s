@@ -71,6 +71,15 @@ orc_user:
 	.section .orc_unwind, "a"
 	.zero	12
 
+	# LKGS (a sensitive mov-to-seg) written as bytes: binutils 2.40 cannot decode it.
+	.text
+	.globl	lkgs_user
+	.type	lkgs_user, @function
+lkgs_user:
+	.byte	0xf2, 0x0f, 0x00, 0xf7	# lkgs %di
+	ret
+	.size	lkgs_user, .-lkgs_user
+
 	.data
 jl_key:
 	.quad	0
