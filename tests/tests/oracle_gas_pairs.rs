@@ -275,6 +275,23 @@ fn cfi_oracle_accepts_good_pairs_and_catches_wrong_rows() {
         src.contains(".cfi_def_cfa_offset 16"),
         "gcc emits CFI by default"
     );
+    cfi_cases(&src);
+}
+
+/// The same cases with the CFI in `.debug_frame` (as in a Linux DWARF build: `-g` without
+/// asynchronous unwind tables).
+#[test]
+fn cfi_oracle_reads_debug_frame() {
+    let src = kernelish_s(&["-g", "-fno-asynchronous-unwind-tables"]);
+    assert!(
+        src.contains(".cfi_sections\t.debug_frame") && src.contains(".cfi_def_cfa_offset 16"),
+        "gcc puts the CFI in .debug_frame"
+    );
+    cfi_cases(&src);
+}
+
+fn cfi_cases(src: &str) {
+    let src = src.to_string();
     for layout in [Layout::Preserve, Layout::Realign] {
         let p = pair(&src, layout);
         let opts = Options {
@@ -346,4 +363,51 @@ fn oracles_report_tool_failures() {
     std::fs::write(&junk, b"not an object").unwrap();
     let d = oracle::objdump_equivalent(&junk, &junk).unwrap_err();
     assert!(d[0].what.contains("failed"), "{}", oracle::render(&d, 3));
+}
+
+/// `all_equivalent` gives what the three oracles give one by one, and reports their
+/// differences together; an object without line or frame information gets `None` for those.
+#[test]
+fn all_oracles_at_once_match_the_single_ones() {
+    let src = kernelish_s(&["-g", "-fno-asynchronous-unwind-tables"]);
+    let opts = Options { realign: false };
+    let p = pair(&src, Layout::Preserve);
+    let all = oracle::all_equivalent(&p.orig, &p.burnt, &opts)
+        .unwrap_or_else(|d| panic!("{}", oracle::render(&d, 10)));
+    let one = |r: Result<oracle::Checked, Vec<Diff>>| {
+        r.unwrap_or_else(|d| panic!("{}", oracle::render(&d, 10)))
+    };
+    assert_eq!(
+        all.objdump,
+        one(oracle::objdump_equivalent_with(&p.orig, &p.burnt, &opts))
+    );
+    assert_eq!(
+        all.addr2line,
+        Some(one(oracle::addr2line_equivalent_with(
+            &p.orig, &p.burnt, &opts
+        )))
+    );
+    assert_eq!(
+        all.cfi,
+        Some(one(oracle::cfi_equivalent_with(&p.orig, &p.burnt, &opts)))
+    );
+    assert!(all.objdump.instructions > 10 && all.addr2line.as_ref().unwrap().compared > 10);
+    // A wrong unwind row is reported by the combined run as well.
+    let b = pair_edited(&src, Layout::Preserve, |t| {
+        t.replacen(".cfi_def_cfa_offset 16", ".cfi_def_cfa_offset 32", 1)
+    });
+    expect_caught(
+        oracle::all_equivalent(&b.orig, &b.burnt, &opts).map(|_| ()),
+        "wrong CFA (combined)",
+        |d| d.what.contains("row") && d.burnt.as_deref().is_some_and(|x| x.contains("rsp+32")),
+    );
+    // No DWARF, no CFI: only objdump.
+    let plain = pair(
+        &kernelish_s(&["-fno-asynchronous-unwind-tables"]),
+        Layout::Preserve,
+    );
+    let all = oracle::all_equivalent(&plain.orig, &plain.burnt, &opts)
+        .unwrap_or_else(|d| panic!("{}", oracle::render(&d, 10)));
+    assert!(all.objdump.compared > 0 && all.addr2line.is_none() && all.cfi.is_none());
+    drop(p.dir);
 }

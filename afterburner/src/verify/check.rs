@@ -91,8 +91,6 @@ struct PendingTarget {
     orig_target: i64,
     burnt_target: i64,
     what: &'static str,
-    original: String,
-    burnt: String,
 }
 
 /// A burnt site record.
@@ -161,6 +159,18 @@ fn fmt_insn(insn: &Instruction, bytes: &[u8]) -> String {
     let mut text = String::new();
     f.format(insn, &mut text);
     format!("{:<30} {text}", hex(bytes))
+}
+
+/// The instruction at offset `off` of section `sec`, formatted for a report (its bytes when
+/// they do not decode). Reports are rare: instructions are formatted only when one is made.
+fn fmt_at(obj: &Object<'_>, sec: usize, off: u64) -> String {
+    let Some(s) = obj.sections.get(sec) else {
+        return String::new();
+    };
+    match decode_at(s.data, off, s.size) {
+        Some((insn, _)) => fmt_insn(&insn, slice(s.data, off, insn.len() as u64)),
+        None => hex(slice(s.data, off, 15)),
+    }
 }
 
 impl<'a> Ctx<'a> {
@@ -399,7 +409,9 @@ impl<'a> Ctx<'a> {
         for (off, rec) in found {
             self.report.stats.records += 1;
             let off64 = off as u64;
-            let r = sec.relocs.iter().position(|r| r.offset == off64);
+            // Relocations are sorted by offset: the first one at the record's offset.
+            let first = sec.relocs.partition_point(|r| r.offset < off64);
+            let r = Some(first).filter(|&k| sec.relocs.get(k).is_some_and(|r| r.offset == off64));
             let Some(ri) = r else {
                 problems.push(format!(
                     "record at +{off:#x} has no relocation on its site field"
@@ -747,8 +759,8 @@ impl<'a> Ctx<'a> {
                         t.what, t.orig_target, want, t.burnt_target
                     ),
                 );
-                d.original = Some(t.original);
-                d.burnt = Some(t.burnt);
+                d.original = Some(fmt_at(&self.o, osec, t.p));
+                d.burnt = Some(fmt_at(&self.b, bsec, t.q));
                 self.push(d);
             }
         }
@@ -810,7 +822,6 @@ impl<'a> Ctx<'a> {
         let p = it.off;
         let olen = oi.len() as u64;
         let obytes = slice(self.o.sections[osec].data, p, olen).to_vec();
-        let original = fmt_insn(oi, &obytes);
         let bdata: &'a [u8] = self.b.sections[bsec].data;
         let bsize = self.b.sections[bsec].size;
         let Some((bi, bco)) = decode_at(bdata, q, bsize) else {
@@ -820,18 +831,17 @@ impl<'a> Ctx<'a> {
                 Some(q),
                 "burnt bytes here do not decode as an instruction".into(),
             );
-            d.original = Some(original);
+            d.original = Some(fmt_insn(oi, &obytes));
             d.burnt = Some(hex(slice(bdata, q, 15)));
             self.push(d);
             return None;
         };
         let blen = bi.len() as u64;
         let bbytes = slice(bdata, q, blen).to_vec();
-        let burnt = fmt_insn(&bi, &bbytes);
         let fail = |this: &mut Self, what: String| {
             let mut d = this.diff_o(osec, Some(p), Some(q), what);
-            d.original = Some(original.clone());
-            d.burnt = Some(burnt.clone());
+            d.original = Some(fmt_insn(oi, &obytes));
+            d.burnt = Some(fmt_insn(&bi, &bbytes));
             this.push(d);
         };
 
@@ -888,8 +898,6 @@ impl<'a> Ctx<'a> {
                 orig_target: oi.near_branch_target() as i64,
                 burnt_target: bi.near_branch_target() as i64,
                 what: "branch",
-                original: original.clone(),
-                burnt: burnt.clone(),
             });
             for r in relocs {
                 // Only R_X86_64_NONE can be here (the branch field has no relocation).
@@ -936,8 +944,6 @@ impl<'a> Ctx<'a> {
                 orig_target: oi.ip_rel_memory_address() as i64,
                 burnt_target: bi.ip_rel_memory_address() as i64,
                 what: "RIP-relative operand",
-                original: original.clone(),
-                burnt: burnt.clone(),
             });
         }
         let same = obytes
@@ -1530,6 +1536,13 @@ impl<'a> Ctx<'a> {
         if !matched.is_empty() {
             matched[0] = true;
         }
+        // Burnt symbols by name, in table order (one pass, so large objects stay linear).
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        for (j, t) in self.b.symbols.iter().enumerate() {
+            if j > 0 && !t.is_section() {
+                by_name.entry(t.name.clone()).or_default().push(j);
+            }
+        }
         for i in 1..self.o.symbols.len() {
             let s = self.o.symbols[i].clone();
             if s.is_section() {
@@ -1545,13 +1558,10 @@ impl<'a> Ctx<'a> {
                 }
                 other => Some((other, s.value)),
             };
-            let same_name: Vec<usize> = (1..self.b.symbols.len())
-                .filter(|&j| {
-                    !matched[j]
-                        && !self.b.symbols[j].is_section()
-                        && self.b.symbols[j].name == s.name
-                })
-                .collect();
+            let same_name: Vec<usize> = by_name
+                .get(s.name.as_str())
+                .map(|v| v.iter().copied().filter(|&j| !matched[j]).collect())
+                .unwrap_or_default();
             let found = same_name
                 .iter()
                 .copied()

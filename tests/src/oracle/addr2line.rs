@@ -44,7 +44,7 @@ fn lookup(path: &Path, section: &str, addrs: &[u64]) -> Result<Vec<Vec<String>>,
     Ok(groups)
 }
 
-fn has_lines(p: &Prepared) -> bool {
+pub(crate) fn has_lines(p: &Prepared) -> bool {
     p.info.sections.iter().any(|s| s.name == ".debug_line")
 }
 
@@ -62,16 +62,29 @@ pub fn addr2line_equivalent_with(
     opts: &Options,
 ) -> Result<Checked, Vec<Diff>> {
     let mut diffs = Vec::new();
-    let mut checked = Checked::default();
     let (mut po, _) = prepare(orig, opts, &mut diffs, "original").map_err(|e| vec![e.into()])?;
     let (mut pb, _) = prepare(burnt, opts, &mut diffs, "burnt").map_err(|e| vec![e.into()])?;
     share_bad(&mut po, &mut pb);
-    if !has_lines(&po) {
-        return if diffs.is_empty() {
-            Ok(checked)
-        } else {
-            Err(diffs)
-        };
+    let checked = compare_prepared(orig, &po, burnt, &pb, &mut diffs)?;
+    if diffs.is_empty() {
+        Ok(checked)
+    } else {
+        Err(diffs)
+    }
+}
+
+/// The addr2line comparison of two prepared objects (see [`addr2line_equivalent_with`]); a
+/// failing tool is an `Err`.
+pub(crate) fn compare_prepared(
+    orig: &Path,
+    po: &Prepared,
+    burnt: &Path,
+    pb: &Prepared,
+    diffs: &mut Vec<Diff>,
+) -> Result<Checked, Vec<Diff>> {
+    let mut checked = Checked::default();
+    if !has_lines(po) {
+        return Ok(checked);
     }
     let mut keys: Vec<&(String, usize)> = po.by_name.keys().collect();
     keys.sort();
@@ -165,9 +178,5 @@ pub fn addr2line_equivalent_with(
             }
         }
     }
-    if diffs.is_empty() {
-        Ok(checked)
-    } else {
-        Err(diffs)
-    }
+    Ok(checked)
 }

@@ -1,6 +1,6 @@
-//! The CFI oracle: `readelf -wF` (the interpreted `.eh_frame` table: one row of CFA and
-//! register rules per address range) of both objects, compared per FDE with every address
-//! turned into an instruction index of objdump's listing (site padding dropped).
+//! The CFI oracle: `readelf -wF` (the interpreted `.eh_frame` and `.debug_frame` tables: one
+//! row of CFA and register rules per address range) of both objects, compared per FDE with
+//! every address turned into an instruction index of objdump's listing (site padding dropped).
 //!
 //! An address inside dropped padding designates the next kept instruction, so a row that
 //! starts right after a site's instruction compares equal whether the producer put it before
@@ -28,14 +28,19 @@ fn hex(s: &str) -> Option<u64> {
     u64::from_str_radix(s, 16).ok()
 }
 
-/// Parses `readelf -wF`: FDEs, and the initial rows of CIEs (for FDEs without rows).
 /// CIE offset -> its initial rows.
 type Cies = BTreeMap<u64, Vec<String>>;
 
-fn frames(path: &Path) -> Result<(Vec<Fde>, Cies), ToolError> {
+/// The frame sections this oracle reads (both put `pc_begin` 8 bytes into an FDE: 32-bit
+/// length, 32-bit CIE pointer).
+const FRAME_SECTIONS: [&str; 2] = [".eh_frame", ".debug_frame"];
+
+/// Parses `readelf -wF`: per frame section (`Contents of the .eh_frame section:`), its FDEs
+/// and the initial rows of its CIEs (for FDEs without rows).
+fn frames(path: &Path) -> Result<BTreeMap<String, (Vec<Fde>, Cies)>, ToolError> {
     let out = run("readelf", &["-wF".as_ref(), os(path)], None)?;
-    let mut fdes = Vec::new();
-    let mut cies = Cies::new();
+    let mut all: BTreeMap<String, (Vec<Fde>, Cies)> = BTreeMap::new();
+    let mut section: Option<String> = None;
     enum Cur {
         None,
         Cie(u64),
@@ -44,7 +49,26 @@ fn frames(path: &Path) -> Result<(Vec<Fde>, Cies), ToolError> {
     let mut cur = Cur::None;
     let mut header: Vec<String> = Vec::new();
     for line in out.lines() {
+        if let Some(name) = line
+            .strip_prefix("Contents of the ")
+            .and_then(|l| l.strip_suffix(" section:"))
+        {
+            if all.contains_key(name) {
+                return Err(ToolError(format!(
+                    "{}: readelf printed {name} twice (several sections of that name?)",
+                    path.display()
+                )));
+            }
+            all.insert(name.to_string(), Default::default());
+            section = Some(name.to_string());
+            cur = Cur::None;
+            header.clear();
+            continue;
+        }
         let tok: Vec<&str> = line.split_whitespace().collect();
+        let Some((fdes, cies)) = section.as_ref().and_then(|s| all.get_mut(s)) else {
+            continue;
+        };
         if tok.len() >= 4
             && tok[0].len() == 8
             && hex(tok[0]).is_some()
@@ -107,34 +131,55 @@ fn frames(path: &Path) -> Result<(Vec<Fde>, Cies), ToolError> {
             Cur::None => {}
         }
     }
-    Ok((fdes, cies))
+    Ok(all)
 }
 
-/// FDEs keyed by (code section, start as instruction index): end and rows as indices.
-/// The value also names the function the FDE starts in.
-type Table = BTreeMap<(String, String), (String, Vec<(String, String)>, String)>;
+/// FDEs keyed by (frame section, code section, start as instruction index): end and rows as
+/// indices. The value also names the function the FDE starts in.
+type Table = BTreeMap<(String, String, String), (String, Vec<(String, String)>, String)>;
 
 fn table(path: &Path, p: &Prepared, info: &ElfInfo) -> Result<(Table, usize), ToolError> {
-    let (fdes, cies) = frames(path)?;
-    let Some(eh) = info
-        .sections
-        .iter()
-        .find(|s| s.name == ".eh_frame")
-        .map(|s| s.index)
-    else {
-        return Ok((Table::new(), 0));
-    };
     let mut t = Table::new();
     let mut rows = 0;
-    for f in &fdes {
+    for (frame, (fdes, cies)) in frames(path)? {
+        if !FRAME_SECTIONS.contains(&frame.as_str()) {
+            continue;
+        }
+        let mut found = info.sections.iter().filter(|s| s.name == frame);
+        let (Some(eh), None) = (found.next().map(|s| s.index), found.next()) else {
+            return Err(ToolError(format!(
+                "{}: readelf printed {frame}, which is not exactly one section",
+                path.display()
+            )));
+        };
+        rows += fde_table(path, p, info, &frame, eh, &fdes, &cies, &mut t)?;
+    }
+    Ok((t, rows))
+}
+
+/// Adds the FDEs of frame section `frame` (ELF index `eh`) to `t`; returns the rows added.
+#[allow(clippy::too_many_arguments)]
+fn fde_table(
+    path: &Path,
+    p: &Prepared,
+    info: &ElfInfo,
+    frame: &str,
+    eh: usize,
+    fdes: &[Fde],
+    cies: &Cies,
+    t: &mut Table,
+) -> Result<usize, ToolError> {
+    let mut rows = 0;
+    let mut pc_relocs = std::collections::HashMap::new();
+    for r in info.relocs.iter().filter(|r| r.section == eh) {
+        pc_relocs.entry(r.offset).or_insert(r);
+    }
+    for f in fdes {
         // pc_begin is 8 bytes into the FDE; its relocation names the code section.
-        let r = info
-            .relocs
-            .iter()
-            .find(|r| r.section == eh && r.offset == f.offset + 8);
+        let r = pc_relocs.get(&(f.offset + 8));
         let Some(sec) = r.and_then(|r| info.symbols.get(r.sym)).and_then(|s| s.ndx) else {
             return Err(ToolError(format!(
-                "{}: FDE at {:#x} has no pc_begin relocation",
+                "{}: {frame}: FDE at {:#x} has no pc_begin relocation",
                 path.display(),
                 f.offset
             )));
@@ -164,9 +209,12 @@ fn table(path: &Path, p: &Prepared, info: &ElfInfo) -> Result<(Table, usize), To
             r.push((at(p, sec, start), init));
         }
         rows += r.len();
-        t.insert((name, at(p, sec, start)), (at(p, sec, end), r, func));
+        t.insert(
+            (frame.to_string(), name, at(p, sec, start)),
+            (at(p, sec, end), r, func),
+        );
     }
-    Ok((t, rows))
+    Ok(rows)
 }
 
 /// Compares the interpreted CFI of both objects; returns how many rows were compared (0
@@ -183,12 +231,40 @@ pub fn cfi_equivalent_with(
     opts: &Options,
 ) -> Result<Checked, Vec<Diff>> {
     let mut diffs = Vec::new();
-    let mut checked = Checked::default();
     let (mut po, _) = prepare(orig, opts, &mut diffs, "original").map_err(|e| vec![e.into()])?;
     let (mut pb, _) = prepare(burnt, opts, &mut diffs, "burnt").map_err(|e| vec![e.into()])?;
     share_bad(&mut po, &mut pb);
-    let (to, _) = table(orig, &po, &po.info).map_err(|e| vec![e.into()])?;
-    let (tb, _) = table(burnt, &pb, &pb.info).map_err(|e| vec![e.into()])?;
+    let checked = compare_prepared(orig, &po, burnt, &pb, &mut diffs)?;
+    if diffs.is_empty() {
+        Ok(checked)
+    } else {
+        Err(diffs)
+    }
+}
+
+/// Whether the object has a frame section this oracle reads.
+pub(crate) fn has_frames(p: &Prepared) -> bool {
+    p.info
+        .sections
+        .iter()
+        .any(|s| FRAME_SECTIONS.contains(&s.name.as_str()))
+}
+
+/// The CFI comparison of two prepared objects (see [`cfi_equivalent_with`]); a failing tool
+/// is an `Err`.
+pub(crate) fn compare_prepared(
+    orig: &Path,
+    po: &Prepared,
+    burnt: &Path,
+    pb: &Prepared,
+    diffs: &mut Vec<Diff>,
+) -> Result<Checked, Vec<Diff>> {
+    let mut checked = Checked::default();
+    if !has_frames(po) && !has_frames(pb) {
+        return Ok(checked);
+    }
+    let (to, _) = table(orig, po, &po.info).map_err(|e| vec![e.into()])?;
+    let (tb, _) = table(burnt, pb, &pb.info).map_err(|e| vec![e.into()])?;
     let bad: std::collections::HashSet<&str> = po
         .bad
         .iter()
@@ -197,15 +273,15 @@ pub fn cfi_equivalent_with(
         .collect();
     for (key, (end, rows, func)) in &to {
         if bad.contains(func.as_str()) {
-            checked.skipped.push(format!("{}:{func}", key.0));
+            checked.skipped.push(format!("{}:{func}", key.1));
             continue;
         }
         let Some((bend, brows, _)) = tb.get(key) else {
             diffs.push(Diff {
-                section: key.0.clone(),
+                section: key.1.clone(),
                 function: Some(func.clone()),
                 index: None,
-                what: format!("no FDE starts at {} in the burnt object", key.1),
+                what: format!("{}: no FDE starts at {} in the burnt object", key.0, key.2),
                 original: None,
                 burnt: None,
             });
@@ -214,10 +290,10 @@ pub fn cfi_equivalent_with(
         checked.compared += rows.len();
         if end != bend {
             diffs.push(Diff {
-                section: key.0.clone(),
+                section: key.1.clone(),
                 function: Some(func.clone()),
                 index: None,
-                what: format!("FDE at {} ends at {end} / {bend}", key.1),
+                what: format!("{}: FDE at {} ends at {end} / {bend}", key.0, key.2),
                 original: Some(end.clone()),
                 burnt: Some(bend.clone()),
             });
@@ -225,10 +301,10 @@ pub fn cfi_equivalent_with(
         if let Some(i) = (0..rows.len().max(brows.len())).find(|&i| rows.get(i) != brows.get(i)) {
             let show = |r: Option<&(String, String)>| r.map(|(l, t)| format!("{l}: {t}"));
             diffs.push(Diff {
-                section: key.0.clone(),
+                section: key.1.clone(),
                 function: Some(func.clone()),
                 index: Some(i),
-                what: format!("FDE at {}: row {i} differs", key.1),
+                what: format!("{}: FDE at {}: row {i} differs", key.0, key.2),
                 original: show(rows.get(i)),
                 burnt: show(brows.get(i)),
             });
@@ -239,17 +315,13 @@ pub fn cfi_equivalent_with(
             continue;
         }
         diffs.push(Diff {
-            section: key.0.clone(),
+            section: key.1.clone(),
             function: Some(func.clone()),
             index: None,
-            what: format!("FDE at {} added in the burnt object", key.1),
+            what: format!("{}: FDE at {} added in the burnt object", key.0, key.2),
             original: None,
             burnt: None,
         });
     }
-    if diffs.is_empty() {
-        Ok(checked)
-    } else {
-        Err(diffs)
-    }
+    Ok(checked)
 }

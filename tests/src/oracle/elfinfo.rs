@@ -239,19 +239,19 @@ impl ElfInfo {
         )?;
         let bytes =
             std::fs::read(&bin).map_err(|e| ToolError(format!("{}: {e}", bin.display())))?;
+        let mut by_offset = std::collections::HashMap::<u64, &RelInfo>::new();
+        for r in self.relocs.iter().filter(|r| r.section == ab) {
+            by_offset.entry(r.offset).or_insert(r);
+        }
         for item in annotations::Sites::new(&bytes) {
             let (off, rec) =
                 item.map_err(|e| ToolError(format!("{}: .afterburn: {e}", path.display())))?;
-            let r = self
-                .relocs
-                .iter()
-                .find(|r| r.section == ab && r.offset == off as u64)
-                .ok_or_else(|| {
-                    ToolError(format!(
-                        "{}: .afterburn record at {off:#x} has no relocation",
-                        path.display()
-                    ))
-                })?;
+            let r = by_offset.get(&(off as u64)).copied().ok_or_else(|| {
+                ToolError(format!(
+                    "{}: .afterburn record at {off:#x} has no relocation",
+                    path.display()
+                ))
+            })?;
             let sym = self.symbols.get(r.sym).ok_or_else(|| {
                 ToolError(format!(
                     "{}: relocation names a missing symbol",

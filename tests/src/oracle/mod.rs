@@ -12,6 +12,8 @@
 //! * [`cfi_equivalent`]: `readelf -wF`'s interpreted `.eh_frame` rows (CFA and register rules)
 //!   are the same per FDE, with addresses compared as instruction indices.
 //!
+//! [`all_equivalent`] runs all three on one pair, reading each object with the tools once.
+//!
 //! Each returns `Err(Vec<Diff>)` naming the differences (a failing tool is a `Diff` too).
 //! With [`Options::realign`] every NOP outside sites is dropped as well: use it for objects
 //! whose alignment `as` recomputed, and for burner output of kernel objects, where
@@ -30,6 +32,50 @@ pub use objdump::{objdump_equivalent, objdump_equivalent_with, Checked};
 use std::fmt;
 use std::path::Path;
 use std::process::Command;
+
+/// What [`all_equivalent`] compared, per oracle.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllChecked {
+    /// The objdump oracle (functions, instructions).
+    pub objdump: Checked,
+    /// The addr2line oracle (addresses); `None` when the original has no `.debug_line`.
+    pub addr2line: Option<Checked>,
+    /// The CFI oracle (rows); `None` when neither object has `.eh_frame` or `.debug_frame`.
+    pub cfi: Option<Checked>,
+}
+
+/// Runs [`objdump_equivalent_with`], and [`addr2line_equivalent_with`] and
+/// [`cfi_equivalent_with`] where they apply, on one pair; each object is read (objdump,
+/// readelf, objcopy) once for all three. Differences of all oracles are returned together.
+pub fn all_equivalent(orig: &Path, burnt: &Path, opts: &Options) -> Result<AllChecked, Vec<Diff>> {
+    let mut diffs = Vec::new();
+    let (mut po, lo) =
+        objdump::prepare(orig, opts, &mut diffs, "original").map_err(|e| vec![e.into()])?;
+    let (mut pb, lb) =
+        objdump::prepare(burnt, opts, &mut diffs, "burnt").map_err(|e| vec![e.into()])?;
+    objdump::share_bad(&mut po, &mut pb);
+    let mut all = AllChecked {
+        objdump: objdump::compare_prepared(&po, &lo, &pb, &lb, &mut diffs),
+        ..AllChecked::default()
+    };
+    if addr2line::has_lines(&po) {
+        match addr2line::compare_prepared(orig, &po, burnt, &pb, &mut diffs) {
+            Ok(c) => all.addr2line = Some(c),
+            Err(d) => diffs.extend(d),
+        }
+    }
+    if cfi::has_frames(&po) || cfi::has_frames(&pb) {
+        match cfi::compare_prepared(orig, &po, burnt, &pb, &mut diffs) {
+            Ok(c) => all.cfi = Some(c),
+            Err(d) => diffs.extend(d),
+        }
+    }
+    if diffs.is_empty() {
+        Ok(all)
+    } else {
+        Err(diffs)
+    }
+}
 
 /// How to compare.
 #[derive(Clone, Copy, Debug, Default)]

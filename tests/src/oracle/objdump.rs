@@ -149,6 +149,9 @@ impl Prepared {
 pub struct Checked {
     /// How many things were compared (functions, addresses or CFI rows).
     pub compared: usize,
+    /// Instructions compared (objdump oracle: kept instructions of the compared functions in
+    /// the original; 0 for the other oracles).
+    pub instructions: usize,
     /// Functions skipped because objdump could not decode them (`(bad)`: an instruction newer
     /// than this binutils, e.g. LKGS in binutils 2.40), as `section:function`.
     pub skipped: Vec<String>,
@@ -275,7 +278,7 @@ pub(crate) fn prepare(
         };
         let (idx, size) = (sec.index, sec.size);
         p.by_name.insert((s.name.clone(), s.ordinal), idx);
-        let pads: Vec<(u64, u64)> = p
+        let mut pads: Vec<(u64, u64)> = p
             .info
             .sites
             .iter()
@@ -287,6 +290,7 @@ pub(crate) fn prepare(
                 )
             })
             .collect();
+        pads.sort_unstable();
         for l in &s.lines {
             if l.text.contains("(bad)") {
                 p.bad.insert((idx, l.function.clone()));
@@ -296,7 +300,10 @@ pub(crate) fn prepare(
         let mut dropped = HashSet::new();
         for (i, l) in s.lines.iter().enumerate() {
             let end = s.lines.get(i + 1).map_or(size, |n| n.addr);
-            let in_pad = pads.iter().find(|&&(a, e)| l.addr >= a && l.addr < e);
+            // Pads do not overlap: the last one starting at or before the address.
+            let in_pad = pads[..pads.partition_point(|&(a, _)| a <= l.addr)]
+                .last()
+                .filter(|&&(_, e)| l.addr < e);
             if let Some(&(_, pe)) = in_pad {
                 if (!is_nop(&l.text) || end > pe) && !p.bad.contains(&(idx, l.function.clone())) {
                     diffs.push(Diff {
@@ -450,23 +457,39 @@ pub fn objdump_equivalent_with(
     opts: &Options,
 ) -> Result<Checked, Vec<Diff>> {
     let mut diffs = Vec::new();
-    let mut checked = Checked::default();
     let (mut po, lo) = prepare(orig, opts, &mut diffs, "original").map_err(|e| vec![e.into()])?;
     let (mut pb, lb) = prepare(burnt, opts, &mut diffs, "burnt").map_err(|e| vec![e.into()])?;
     share_bad(&mut po, &mut pb);
+    let checked = compare_prepared(&po, &lo, &pb, &lb, &mut diffs);
+    if diffs.is_empty() {
+        Ok(checked)
+    } else {
+        Err(diffs)
+    }
+}
+
+/// The objdump comparison of two prepared objects (see [`objdump_equivalent_with`]).
+pub(crate) fn compare_prepared(
+    po: &Prepared,
+    lo: &[SecListing],
+    pb: &Prepared,
+    lb: &[SecListing],
+    diffs: &mut Vec<Diff>,
+) -> Checked {
+    let mut checked = Checked::default();
     let names = |l: &[SecListing]| {
         l.iter()
             .map(|s| (s.name.clone(), s.ordinal))
             .collect::<Vec<_>>()
     };
-    if names(&lo) != names(&lb) {
+    if names(lo) != names(lb) {
         diffs.push(Diff::tool(format!(
             "code sections differ: {:?} vs {:?}",
-            names(&lo),
-            names(&lb)
+            names(lo),
+            names(lb)
         )));
     }
-    for s in &lo {
+    for s in lo {
         let key = (s.name.clone(), s.ordinal);
         let (Some(&so), Some(&sb)) = (po.by_name.get(&key), pb.by_name.get(&key)) else {
             continue;
@@ -484,8 +507,8 @@ pub fn objdump_equivalent_with(
             }
             g
         };
-        let go = group(&po, so, ko);
-        let gb = group(&pb, sb, kb);
+        let go = group(po, so, ko);
+        let gb = group(pb, sb, kb);
         let fo: Vec<&String> = go.iter().map(|g| &g.0).collect();
         let fb: Vec<&String> = gb.iter().map(|g| &g.0).collect();
         if fo != fb {
@@ -505,6 +528,7 @@ pub fn objdump_equivalent_with(
                 continue;
             }
             checked.compared += 1;
+            checked.instructions += a.len();
             let n = a.len().max(b.len());
             if let Some(i) = (0..n).find(|&i| a.get(i) != b.get(i)) {
                 diffs.push(Diff {
@@ -557,7 +581,7 @@ pub fn objdump_equivalent_with(
         }
         m
     };
-    let (ro, rb) = (data_relocs(&po), data_relocs(&pb));
+    let (ro, rb) = (data_relocs(po), data_relocs(pb));
     for (key, a) in &ro {
         let b = rb.get(key).cloned().unwrap_or_default();
         if let Some(i) = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)) {
@@ -581,9 +605,5 @@ pub fn objdump_equivalent_with(
             burnt: None,
         });
     }
-    if diffs.is_empty() {
-        Ok(checked)
-    } else {
-        Err(diffs)
-    }
+    checked
 }
