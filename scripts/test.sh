@@ -5,6 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --workspace --all-targets
+cache=${AFTERBURN_CACHE:-$HOME/.cache/afterburn}
+if [ ! -f "$cache/linux-6.12/build-tiny/vmlinux.o" ] || [ ! -d "$cache/modules" ]; then
+  echo "SKIPPED: the real-Linux tests (burn/verify/boot over Linux 6.12 and Debian modules) find no"
+  echo "         cached corpus under $cache; build it with scripts/linux/fetch-source.sh,"
+  echo "         scripts/linux/build.sh tiny, scripts/linux/build.sh dwarf, scripts/linux/modules.sh"
+fi
+if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+  echo "SKIPPED: tests that run guests on KVM: /dev/kvm not available"
+fi
 cargo test --release --workspace
 # One short compare over the example kernels on every backend, native against afterburnt:
 # fails on a mismatch (docs/compare.md).
