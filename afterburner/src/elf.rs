@@ -309,7 +309,29 @@ impl<'a> Object<'a> {
                 ));
             }
             sections[target].rela = Some(i);
+            let target_size = sections[target].size;
             for (k, r) in rels.iter().enumerate() {
+                // The field a relocation patches must lie inside its section (fuzzing found
+                // objects whose relocations point past the end; they must be refused, not
+                // followed).
+                let width: u64 = match r.r_type(endian, false).0 {
+                    0 => 0,
+                    1 | 24 | 25 => 8,
+                    12 | 13 => 2,
+                    14 | 15 => 1,
+                    _ => 4,
+                };
+                let off = r.r_offset(endian);
+                if off.checked_add(width).is_none_or(|end| end > target_size) {
+                    return Err(Error::at(
+                        &name,
+                        (k * 24) as u64,
+                        ErrorKind::Malformed(format!(
+                            "relocation at {off:#x} patches {width} bytes past the end of {} ({target_size:#x} bytes)",
+                            sections[target].name
+                        )),
+                    ));
+                }
                 let sym = r.r_sym(endian, false);
                 if sym != 0 && sym as usize >= symbols.len() {
                     return Err(Error::at(
