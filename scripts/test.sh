@@ -5,11 +5,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --workspace --all-targets
-cache=${AFTERBURN_CACHE:-$HOME/.cache/afterburn}
-if [ ! -f "$cache/linux-6.12/build-tiny/vmlinux.o" ] || [ ! -d "$cache/modules" ]; then
-  echo "SKIPPED: the real-Linux tests (burn/verify/boot over Linux 6.12 and Debian modules) find no"
-  echo "         cached corpus under $cache; build it with scripts/linux/fetch-source.sh,"
-  echo "         scripts/linux/build.sh tiny, scripts/linux/build.sh dwarf, scripts/linux/modules.sh"
+# The real-Linux corpus the Linux tests run on (docs/linux-corpus.md): Linux 6.12 tiny and DWARF
+# builds from Debian's linux-source-6.12 and Debian's 6.12 modules, cached in
+# ${AFTERBURN_CACHE:-$HOME/.cache/afterburn}. Each step keeps a stamp: about 6 minutes on 2 cores
+# the first time, seconds afterwards. AFTERBURN_NO_CORPUS=1 leaves it out (those tests then print
+# SKIPPED and pass).
+if [ "${AFTERBURN_NO_CORPUS:-0}" != 1 ]; then
+  corpus_start=$SECONDS
+  bash scripts/linux/fetch-source.sh
+  bash scripts/linux/build.sh tiny
+  bash scripts/linux/build.sh dwarf
+  bash scripts/linux/modules.sh >/dev/null
+  echo "test.sh: Linux corpus ready ($((SECONDS - corpus_start)) s)"
+else
+  echo "SKIPPED: the real-Linux tests (burn/verify/oracles/boot over Linux 6.12 and Debian modules):"
+  echo "         AFTERBURN_NO_CORPUS=1"
 fi
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
   echo "SKIPPED: tests that run guests on KVM: /dev/kvm not available"
