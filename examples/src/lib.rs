@@ -112,6 +112,22 @@ pub const KERNELS: &[Kernel] = &[
             "microbench/usertask.S",
         ],
     },
+    Kernel {
+        name: "workload",
+        dir: "workload",
+        sources: &[
+            "common/boot32.S",
+            "common/head64.S",
+            "common/serial.c",
+            "common/printf.c",
+            "common/lib.c",
+            "common/entry.S",
+            "common/desc.c",
+            "common/trap.c",
+            "common/pic.c",
+            "workload/workload.c",
+        ],
+    },
 ];
 
 /// The kernel with this name.

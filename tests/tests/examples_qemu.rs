@@ -263,3 +263,178 @@ fn output_is_deterministic_apart_from_bench_lines() {
         );
     }
 }
+
+/// `workload.c`: POOL_PAGES, MAX_ORDER, ROUNDS_MM, NR_SLOTS, NR_NAMES, HASH_BITS, CRC_BYTES.
+const WL_POOL_PAGES: usize = 4096;
+const WL_MAX_ORDER: usize = 10;
+const WL_ROUNDS_MM: u32 = 5000;
+const WL_SLOTS: usize = 256;
+const WL_NAMES: u32 = 2500;
+const WL_HASH_BITS: u32 = 10;
+const WL_CRC_BYTES: usize = 32 * 1024;
+
+/// What `workload` computes, recomputed here by an independent model (docs/examples.md,
+/// "workload"): the buddy allocator's block choices, the dcache's chains and the CRC-32.
+struct WorkloadModel {
+    checksum: u64,
+    buckets_used: u32,
+    longest_chain: u32,
+    crc: u32,
+}
+
+fn fnv(h: u64, v: u64) -> u64 {
+    (h ^ v).wrapping_mul(0x0000_0100_0000_01b3)
+}
+
+fn workload_model() -> WorkloadModel {
+    let mut state: u64 = 0x853c_49e6_748f_ea9b;
+    let mut rng = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as u32
+    };
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+
+    // 1. Buddy allocator: free lists as stacks (the list head is the top), free block heads
+    // with their order.
+    let mut free: Vec<Vec<usize>> = vec![Vec::new(); WL_MAX_ORDER + 1];
+    let mut free_order: Vec<Option<usize>> = vec![None; WL_POOL_PAGES];
+    for i in (0..WL_POOL_PAGES).step_by(1 << WL_MAX_ORDER) {
+        free[WL_MAX_ORDER].push(i);
+        free_order[i] = Some(WL_MAX_ORDER);
+    }
+    let alloc = |free: &mut Vec<Vec<usize>>, fo: &mut Vec<Option<usize>>, order: usize| {
+        for o in order..=WL_MAX_ORDER {
+            let Some(page) = free[o].pop() else { continue };
+            fo[page] = None;
+            let mut o = o;
+            while o > order {
+                o -= 1;
+                let buddy = page + (1 << o);
+                fo[buddy] = Some(o);
+                free[o].push(buddy);
+            }
+            return Some(page);
+        }
+        None
+    };
+    let release = |free: &mut Vec<Vec<usize>>, fo: &mut Vec<Option<usize>>, page: usize, order: usize| {
+        let (mut idx, mut order) = (page, order);
+        while order < WL_MAX_ORDER {
+            let buddy = idx ^ (1 << order);
+            if fo[buddy] != Some(order) {
+                break;
+            }
+            let at = free[order].iter().position(|&p| p == buddy).expect("free buddy listed");
+            free[order].remove(at);
+            fo[buddy] = None;
+            idx &= !(1 << order);
+            order += 1;
+        }
+        fo[idx] = Some(order);
+        free[order].push(idx);
+    };
+    let mut slots: Vec<Option<(usize, usize)>> = vec![None; WL_SLOTS];
+    let mut failed = 0u32;
+    for _ in 0..WL_ROUNDS_MM {
+        let x = rng();
+        let s = x as usize % WL_SLOTS;
+        let o = ((x >> 12) & 7) as usize;
+        let order = if o < 5 { 0 } else { o - 4 } + if (x >> 16) & 15 == 0 { 2 } else { 0 };
+        if let Some((page, o)) = slots[s].take() {
+            h = fnv(h, ((page as u64) << 8) | o as u64);
+            release(&mut free, &mut free_order, page, o);
+        }
+        match alloc(&mut free, &mut free_order, order) {
+            Some(page) => slots[s] = Some((page, order)),
+            None => failed += 1,
+        }
+    }
+    h = fnv(h, (0x100u64 << 32) | u64::from(failed));
+
+    // 2. The dcache: every hit mixes its inode number; then each bucket's chain length.
+    for n in 0..2 * WL_NAMES {
+        if n % 2 == 1 {
+            h = fnv(h, 1000 + u64::from(n / 2));
+        }
+    }
+    let name = |n: u32| {
+        let dirs = ["usr", "lib", "bin", "etc", "var", "share", "local"];
+        format!("{}-{}", dirs[n as usize % dirs.len()], n)
+    };
+    let hash = |s: &str| {
+        let mut h = 0u64;
+        for b in s.bytes() {
+            h = (h + u64::from(b)).wrapping_mul(0x9e37_ffff_fffc_0001);
+        }
+        (h >> 32) as u32
+    };
+    let mut chains = vec![0u32; 1 << WL_HASH_BITS];
+    for n in (0..WL_NAMES).filter(|n| n % 3 != 0) {
+        chains[(hash(&name(n * 7 + 1)) >> (32 - WL_HASH_BITS)) as usize] += 1;
+    }
+    for (b, &c) in chains.iter().enumerate() {
+        h = fnv(h, ((b as u64) << 32) | u64::from(c));
+    }
+
+    // 3. CRC-32 (IEEE) of the next CRC_BYTES / 4 values of the sequence, little-endian.
+    let mut crc = !0u32;
+    for _ in 0..WL_CRC_BYTES / 4 {
+        for byte in rng().to_le_bytes() {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { 0xedb8_8320 ^ (crc >> 1) } else { crc >> 1 };
+            }
+        }
+    }
+    let crc = !crc;
+    h = fnv(h, (0x300u64 << 32) | u64::from(crc));
+    WorkloadModel {
+        checksum: h,
+        buckets_used: chains.iter().filter(|&&c| c != 0).count() as u32,
+        longest_chain: chains.iter().copied().max().unwrap_or(0),
+        crc,
+    }
+}
+
+#[test]
+fn workload_computes_what_an_independent_model_computes() {
+    let run = boot_ok("workload");
+    let out = &run.stdout;
+    let m = workload_model();
+    let deleted = WL_NAMES.div_ceil(3);
+    for line in [
+        format!("workload: {WL_POOL_PAGES} pages in the buddy allocator, timer at 250 Hz"),
+        format!(
+            "workload: mm: {WL_ROUNDS_MM} alloc/free rounds, {WL_POOL_PAGES} pages free, all merged"
+        ),
+        format!(
+            "workload: crc32 over {} KiB = {:#010x} (copy matches)",
+            WL_CRC_BYTES / 1024,
+            m.crc
+        ),
+    ] {
+        assert!(out.lines().any(|l| l == line), "missing `{line}` in:\n{out}");
+    }
+    let slab = line_value(out, "workload: slab: ");
+    let expect_start = format!(
+        "{WL_NAMES} names, {WL_NAMES} hits, {WL_NAMES} misses, {deleted} deleted, {} objects live in ",
+        WL_NAMES - deleted
+    );
+    let expect_end = format!(
+        "dcache {}/{} buckets used, longest chain {}",
+        m.buckets_used,
+        1 << WL_HASH_BITS,
+        m.longest_chain
+    );
+    assert!(
+        slab.starts_with(&expect_start) && slab.ends_with(&expect_end),
+        "slab line `{slab}`, expected `{expect_start}... {expect_end}`"
+    );
+    for phase in ["mm", "slab", "crc"] {
+        assert!(parse_u64(line_value(out, &format!("bench workload-{phase}-cycles "))) > 0);
+    }
+    let printed = parse_u64(line_value(out, "workload: checksum="));
+    assert_eq!(printed, m.checksum, "workload checksum\n{out}");
+}
