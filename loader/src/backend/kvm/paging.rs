@@ -259,6 +259,44 @@ pub fn hole_pd(view: View) -> u64 {
     R_HOLE_PT.gpa() + if view == View::Kernel { 0 } else { per_view }
 }
 
+/// What the guest's tables give for one 2 MiB region, as shadow entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Region {
+    /// One large page in the kernel view: the shadow PDE (with `PS`). KVM can then back it with
+    /// one host huge page (guest RAM is advised `MADV_HUGEPAGE`, vstate/memory.rs) instead of
+    /// 512 small mappings, each with its own TLB entry.
+    Large(u64),
+    /// The 512 shadow PTEs (0 where the view maps nothing).
+    Small([u64; 512]),
+}
+
+impl Region {
+    /// The region as 512 small entries (a large page split into its 4 KiB frames).
+    fn entries(&self) -> [u64; 512] {
+        match *self {
+            Region::Small(e) => e,
+            Region::Large(pde) => {
+                let flags = pde & !FRAME & !PS;
+                let mut out = [0u64; 512];
+                for (i, e) in out.iter_mut().enumerate() {
+                    *e = ((pde & FRAME) + (i as u64) * 0x1000) | flags;
+                }
+                out
+            }
+        }
+    }
+}
+
+/// Where the shadow of a 2 MiB region is.
+enum Leaf {
+    /// Not shadowed (some level missing).
+    Missing,
+    /// A shadow page table (guest-physical).
+    Table(u64),
+    /// A large page: the PDE's guest-physical address and value.
+    Large(u64, u64),
+}
+
 /// The shadow page tables of the current guest address space.
 pub struct Shadow {
     pool_next: u64,
@@ -370,43 +408,37 @@ impl Shadow {
         }
     }
 
-    /// The shadow PT covering `va` in `root`, made (and linked, not present to present) if
-    /// `create`; `None` if missing and not `create`.
-    fn leaf_table(
-        &mut self,
-        slot: &Slot,
-        root: u64,
-        va: u64,
-        create: bool,
-    ) -> Result<Option<u64>, ShadowError> {
+    /// The shadow of the 2 MiB region holding `va` in `root`: its PT or large PDE. With
+    /// `create`, missing upper tables are made (and linked, not present to present) and the
+    /// result is never `Missing`: a missing PT is reported as `Large(pde_gpa, 0)` (an empty
+    /// PDE the caller may fill with either).
+    fn leaf(&mut self, slot: &Slot, root: u64, va: u64, create: bool) -> Result<Leaf, ShadowError> {
         let mut table = root;
         for level in (1..4).rev() {
             let index = (va >> (12 + 9 * level)) & 511;
             let gpa = table + index * 8;
             let e = slot.read_u64(gpa)?;
+            if level == 1 && (e & PS != 0 || (e & P == 0 && create)) {
+                return Ok(Leaf::Large(gpa, e));
+            }
             if e & P != 0 {
                 table = e & FRAME;
                 continue;
             }
             if !create {
-                return Ok(None);
+                return Ok(Leaf::Missing);
             }
             let next = self.alloc(slot)?;
             slot.write_u64(gpa, next | P | W | U | A)?;
             table = next;
         }
-        Ok(Some(table))
+        Ok(Leaf::Table(table))
     }
 
     /// The 512 shadow entries the guest's tables give for the 2 MiB region holding `va`
     /// (prefetch: every present, permitted page; accessed bits set as a CPU may set them
     /// speculatively). Walks the upper levels once and reads the guest's leaf table whole.
-    fn region_entries(
-        &self,
-        mem: &GuestMemory,
-        view: View,
-        va: u64,
-    ) -> Result<[u64; 512], ShadowError> {
+    fn region(&self, mem: &GuestMemory, view: View, va: u64) -> Result<Region, ShadowError> {
         let p = self.paging;
         let base = va & !0x1f_ffff;
         let wanted = usize::try_from((va >> 12) & 511).unwrap_or(0);
@@ -431,7 +463,7 @@ impl Shadow {
             let gpa = table + ((base >> (12 + 9 * level)) & 511) * 8;
             let e = read_entry(mem, gpa).map_err(guest)?;
             if e & P == 0 {
-                return Ok(out);
+                return Ok(Region::Small(out));
             }
             up.entries[up.levels] = gpa;
             up.levels += 1;
@@ -452,6 +484,11 @@ impl Shadow {
                 up.dirty = e & D != 0;
                 up.cache = e & (PWT | PCD);
                 set_accessed(mem, &up, false).map_err(guest)?;
+                let t = Translation { frame: first, ..up };
+                let e = shadow_entry(&t, view, p);
+                if view == View::Kernel && e != 0 {
+                    return Ok(Region::Large(e | PS));
+                }
                 for (i, slot) in out.iter_mut().enumerate() {
                     let t = Translation {
                         frame: first + (i as u64) * 0x1000,
@@ -459,7 +496,7 @@ impl Shadow {
                     };
                     *slot = shadow_entry(&t, view, p);
                 }
-                return Ok(out);
+                return Ok(Region::Small(out));
             }
             table = e & FRAME;
         }
@@ -509,7 +546,7 @@ impl Shadow {
                 ShadowError::Guest(format!("cannot write guest page table at {table:#x}"))
             })?;
         }
-        Ok(out)
+        Ok(Region::Small(out))
     }
 
     /// Fills the shadow for a hidden fault at `va` in `view` (the guest's tables allow the
@@ -522,15 +559,31 @@ impl Shadow {
         va: u64,
     ) -> Result<(), ShadowError> {
         let root = self.root(slot, view)?;
-        let pt = self
-            .leaf_table(slot, root, va, true)?
-            .ok_or_else(|| ShadowError::Guest("no leaf table".into()))?;
-        let entries = self.region_entries(mem, view, va)?;
-        for (i, &new) in entries.iter().enumerate() {
-            let gpa = pt + (i as u64) * 8;
-            let old = slot.read_u64(gpa)?;
-            if new != old && new != 0 && is_upgrade(old, new) {
-                slot.write_u64(gpa, new)?;
+        let region = self.region(mem, view, va)?;
+        let pt = match (self.leaf(slot, root, va, true)?, region) {
+            (Leaf::Large(pde, old), Region::Large(new)) => {
+                if new != old && is_upgrade(old, new) {
+                    slot.write_u64(pde, new)?;
+                }
+                None
+            }
+            // A large page the guest has since split: left to sync_region (invlpg/CR3).
+            (Leaf::Large(_, old), Region::Small(_)) if old & P != 0 => None,
+            (Leaf::Large(pde, _), Region::Small(_)) => {
+                let pt = self.alloc(slot)?;
+                slot.write_u64(pde, pt | P | W | U | A)?;
+                Some(pt)
+            }
+            (Leaf::Table(pt), _) => Some(pt),
+            (Leaf::Missing, _) => return Err(ShadowError::Guest("no leaf table".into())),
+        };
+        if let Some(pt) = pt {
+            for (i, &new) in region.entries().iter().enumerate() {
+                let gpa = pt + (i as u64) * 8;
+                let old = slot.read_u64(gpa)?;
+                if new != old && new != 0 && is_upgrade(old, new) {
+                    slot.write_u64(gpa, new)?;
+                }
             }
         }
         self.fills += 1;
@@ -554,39 +607,60 @@ impl Shadow {
                 None => return Ok(None),
             },
         };
-        let Some(pt) = self.leaf_table(slot, root, va, false)? else {
-            return Ok(None);
-        };
-        let new = self.region_entries(mem, view, va)?;
-        let mut old = [0u64; 512];
-        let mut raw = [0u8; 4096];
-        slot.read(pt, &mut raw)?;
-        for (i, o) in old.iter_mut().enumerate() {
-            *o = u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-        }
-        let in_place = old
-            .iter()
-            .zip(new.iter())
-            .all(|(&o, &n)| o == n || is_upgrade(o, n));
-        if in_place {
-            for (i, (&o, &n)) in old.iter().zip(new.iter()).enumerate() {
-                if o != n {
-                    slot.write_u64(pt + (i as u64) * 8, n)?;
+        let region = match self.leaf(slot, root, va, false)? {
+            Leaf::Missing => return Ok(None),
+            Leaf::Large(pde, old) => {
+                let region = self.region(mem, view, va)?;
+                if let Region::Large(new) = region {
+                    if new == old {
+                        return Ok(None);
+                    }
+                    if is_upgrade(old, new) {
+                        slot.write_u64(pde, new)?;
+                        return Ok(None);
+                    }
                 }
+                region
             }
-            return Ok(None);
-        }
-        // Copy the path: PT, PD, PDPT, PML4 into fresh pages.
+            Leaf::Table(pt) => {
+                let new = self.region(mem, view, va)?.entries();
+                let mut old = [0u64; 512];
+                let mut raw = [0u8; 4096];
+                slot.read(pt, &mut raw)?;
+                for (i, o) in old.iter_mut().enumerate() {
+                    *o = u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+                }
+                let in_place = old
+                    .iter()
+                    .zip(new.iter())
+                    .all(|(&o, &n)| o == n || is_upgrade(o, n));
+                if in_place {
+                    for (i, (&o, &n)) in old.iter().zip(new.iter()).enumerate() {
+                        if o != n {
+                            slot.write_u64(pt + (i as u64) * 8, n)?;
+                        }
+                    }
+                    return Ok(None);
+                }
+                Region::Small(new)
+            }
+        };
+        // Copy the path: (PT,) PD, PDPT, PML4 into fresh pages.
         if !self.has_room(4) {
             return Err(ShadowError::PoolFull(R_POOL.size / 0x1000));
         }
-        let new_pt = self.alloc(slot)?;
-        let mut bytes = Vec::with_capacity(4096);
-        for n in new {
-            bytes.extend_from_slice(&n.to_le_bytes());
-        }
-        slot.write(new_pt, &bytes)?;
-        let mut child = new_pt;
+        let pde = match region {
+            Region::Large(new) => new,
+            Region::Small(new) => {
+                let new_pt = self.alloc(slot)?;
+                let mut bytes = Vec::with_capacity(4096);
+                for n in new {
+                    bytes.extend_from_slice(&n.to_le_bytes());
+                }
+                slot.write(new_pt, &bytes)?;
+                new_pt | P | W | U | A
+            }
+        };
         let mut tables = [0u64; 4];
         let mut t = root;
         for level in (1..4).rev() {
@@ -594,6 +668,7 @@ impl Shadow {
             let e = slot.read_u64(t + ((va >> (12 + 9 * level)) & 511) * 8)?;
             t = e & FRAME;
         }
+        let mut child = 0;
         for (level, &old_table) in tables.iter().enumerate().skip(1) {
             let level = level as u64;
             let copy = self.alloc(slot)?;
@@ -601,7 +676,8 @@ impl Shadow {
             slot.read(old_table, &mut page)?;
             slot.write(copy, &page)?;
             let index = (va >> (12 + 9 * level)) & 511;
-            slot.write_u64(copy + index * 8, child | P | W | U | A)?;
+            let entry = if level == 1 { pde } else { child | P | W | U | A };
+            slot.write_u64(copy + index * 8, entry)?;
             child = copy;
         }
         match view {
@@ -738,9 +814,67 @@ mod tests {
                 .read_u64(table + ((va >> (12 + 9 * level)) & 511) * 8)
                 .unwrap();
             assert_ne!(e & P, 0, "level {level} missing for {va:#x}");
+            if level == 1 && e & PS != 0 {
+                // A large page: the 4 KiB entry it stands for.
+                return Region::Large(e).entries()[usize::try_from((va >> 12) & 511).unwrap()];
+            }
             table = e & FRAME;
         }
         slot.read_u64(table + ((va >> 12) & 511) * 8).unwrap()
+    }
+
+    /// The shadow PDE for `va`.
+    fn shadow_pde(slot: &Slot, root: u64, va: u64) -> u64 {
+        let mut table = root;
+        for level in (2..4).rev() {
+            table = slot
+                .read_u64(table + ((va >> (12 + 9 * level)) & 511) * 8)
+                .unwrap()
+                & FRAME;
+        }
+        slot.read_u64(table + ((va >> 21) & 511) * 8).unwrap()
+    }
+
+    #[test]
+    fn a_kernel_large_page_is_one_large_shadow_entry_upgraded_or_copied() {
+        // The kernel maps 0x40_0000 (2 MiB, read-only for the user bit, clean) as well.
+        let m = tables();
+        let slot = Slot::new().unwrap();
+        let p = Paging {
+            cr3: 0x1000,
+            wp: true,
+            nxe: false,
+        };
+        let mut sh = Shadow::new(&slot, p).unwrap();
+        sh.fill(&slot, &m, View::Kernel, 0x40_3000).unwrap();
+        let pde = shadow_pde(&slot, sh.kernel_root, 0x40_3000);
+        assert_eq!(pde & (FRAME | P | U | W | PS), 0x20_0000 | P | U | PS, "{pde:#x}");
+        assert_eq!(shadow_leaf(&slot, sh.kernel_root, 0x40_3000) & FRAME, 0x20_3000);
+        // The users' view of the same page stays small pages.
+        sh.fill(&slot, &m, View::User, 0x40_3000).unwrap();
+        let user_pde = shadow_pde(&slot, sh.user_root.unwrap(), 0x40_3000);
+        assert_eq!(user_pde & PS, 0, "{user_pde:#x}");
+        // The guest makes it writable and dirty: an upgrade, in place.
+        put(&m, 0x6000 + 2 * 8, 0x20_0000 | P | W | U | PS | A | D);
+        assert_eq!(sh.sync_region(&slot, &m, View::Kernel, 0x40_3000).unwrap(), None);
+        let pde = shadow_pde(&slot, sh.kernel_root, 0x40_3000);
+        assert_eq!(pde & (FRAME | W | PS), 0x20_0000 | W | PS, "{pde:#x}");
+        // It moves to another frame: a path copy with a new root.
+        put(&m, 0x6000 + 2 * 8, 0x60_0000 | P | W | U | PS | A | D);
+        let root = sh
+            .sync_region(&slot, &m, View::Kernel, 0x40_3000)
+            .unwrap()
+            .expect("a moved large page needs a new root");
+        assert_eq!(shadow_leaf(&slot, root, 0x40_3000) & FRAME, 0x60_3000);
+        // Split into small pages by the guest: a path copy again, with a page table.
+        put(&m, 0x7000 + 3 * 8, 0x30_0000 | P | W | D);
+        put(&m, 0x6000 + 2 * 8, 0x7000 | P | W | U);
+        let root = sh
+            .sync_region(&slot, &m, View::Kernel, 0x40_3000)
+            .unwrap()
+            .expect("a split large page needs a new root");
+        assert_eq!(shadow_pde(&slot, root, 0x40_3000) & PS, 0);
+        assert_eq!(shadow_leaf(&slot, root, 0x40_3000) & FRAME, 0x30_0000);
     }
 
     const KVA: u64 = 0xffff_ffff_8010_0000;
