@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const KERNELS: &[&str] = &["hello", "interrupts", "paging", "microbench"];
+const KERNELS: &[&str] = &["hello", "interrupts", "paging", "microbench", "workload"];
 
 struct Args {
     runs: usize,
