@@ -236,6 +236,8 @@ pub struct RunRecord {
     pub exits: BTreeMap<String, u64>,
     /// `userspace_exits` of the stats JSON.
     pub userspace_exits: BTreeMap<String, u64>,
+    /// `backend_stats.console_flushes` (the kvm backend's console hypercalls), if reported.
+    pub console_flushes: Option<u64>,
 }
 
 /// One attempt to run a kernel.
@@ -336,6 +338,8 @@ pub struct Figures {
     pub exits: BTreeMap<String, Summary>,
     /// Exits the loader's run loop handled, by kind.
     pub userspace_exits: BTreeMap<String, Summary>,
+    /// The kvm backend's console flushes (exits for serial output).
+    pub console_flushes: Option<Summary>,
     /// `bench` figures in the order first printed.
     pub bench: Vec<(String, Summary)>,
 }
@@ -388,6 +392,7 @@ impl Figures {
             insn_emulation: f(&|r| r.insn_emulation.map(|v| v as f64)),
             exits: map(&|r| &r.exits),
             userspace_exits: map(&|r| &r.userspace_exits),
+            console_flushes: f(&|r| r.console_flushes.map(|v| v as f64)),
             bench,
         })
     }
@@ -939,6 +944,7 @@ pub fn record_from(json: &Value, stdout: &[u8]) -> Result<RunRecord, String> {
             k == "exits" || k.ends_with("_exits")
         }),
         userspace_exits: counters(&json["userspace_exits"], &|_| true),
+        console_flushes: json["backend_stats"]["console_flushes"].as_u64(),
     })
 }
 

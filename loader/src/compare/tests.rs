@@ -23,6 +23,7 @@ fn rec(lines: &[&str], bench: &[(&str, f64)], exit_code: i32, wall: f64) -> RunR
             .into_iter()
             .collect(),
         userspace_exits: [("io_out".to_string(), 41u64)].into_iter().collect(),
+        console_flushes: None,
     }
 }
 
