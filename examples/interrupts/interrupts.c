@@ -107,6 +107,30 @@ static void irq_flag_selftest(void)
 	native_irq_disable();
 }
 
+/*
+ * popf must restore every arithmetic flag and DF, whatever machine runs it (a wedge may apply
+ * the value without the CPU's popfq). Every combination of CF, PF, AF, ZF, SF, DF and OF, with
+ * interrupts off; DF is cleared in the same asm block (C code runs with DF clear). A mismatch
+ * panics, so the output is the same as long as popf is right.
+ */
+static void popf_arith_selftest(void)
+{
+	static const unsigned long bits[] = { 0x1, 0x4, 0x10, 0x40, 0x80, 0x400, 0x800 };
+	const unsigned long mask = 0xcd5;
+	unsigned long base = native_save_fl() & ~(mask | X86_EFLAGS_IF);
+
+	for (unsigned int combo = 0; combo < (1U << ARRAY_SIZE(bits)); combo++) {
+		unsigned long value = base, got;
+		for (unsigned int b = 0; b < ARRAY_SIZE(bits); b++)
+			if (combo & (1U << b))
+				value |= bits[b];
+		asm volatile("push %1 ; popf ; pushf ; pop %0 ; cld"
+			     : "=r" (got) : "r" (value) : "memory", "cc");
+		if ((got ^ value) & mask)
+			panic("interrupts: popf of 0x%lx gave 0x%lx", value, got);
+	}
+}
+
 /* Linux's default_idle shape: test with interrupts off, then sti; hlt as one unit. */
 static unsigned int idle_until_ticks(unsigned int n)
 {
@@ -134,6 +158,7 @@ int kernel_main(uint64_t start_info_pa)
 	kprintf("interrupts: idt, pic and pit ready\n");
 
 	irq_flag_selftest();
+	popf_arith_selftest();
 	kprintf("interrupts: irq flag save/restore ok\n");
 
 	pit_start_periodic(TICK_HZ);

@@ -176,6 +176,27 @@ static void finish_pushf2(struct ctx *c)
 	c->rsp += 8 * (depth + 1);
 }
 
+extern char wedge_popf_fast_decided[], wedge_popf_fast_pop[], wedge_popf_fast_ret[];
+
+/* The arithmetic flags and DF, which the fast popf applies without popfq. */
+#define POPF_FAST_FLAGS 0xcd5UL
+
+/* An event interrupted the fast popf past its pending check: the virtual IF is set already;
+ * finish the flags here and return to the site's next instruction. */
+static void finish_popf_fast(struct ctx *c)
+{
+	volatile uint64_t *s = (volatile uint64_t *)c->rsp;
+	uint64_t depth = 0;
+	if (c->rip <= (uint64_t)wedge_popf_fast_pop) {
+		depth = 1;				/* rax pushed */
+		c->rax = s[0];
+	}
+	uint64_t value = s[depth + 1];
+	c->rflags = (c->rflags & ~POPF_FAST_FLAGS) | (value & POPF_FAST_FLAGS);
+	c->rip = s[depth];
+	c->rsp += 8 * (depth + 2);
+}
+
 /* If runtime code at c->rip had already decided to return to the guest (past the tail's
  * pending check, or inside a halt), turn `c` into that guest context and return 1. */
 static int fixup(struct ctx *c)
@@ -183,6 +204,10 @@ static int fixup(struct ctx *c)
 	uint64_t rip = c->rip;
 	if (rip >= (uint64_t)wedge_pushf2 && rip <= (uint64_t)wedge_pushf2_8) {
 		finish_pushf2(c);
+		return 1;
+	}
+	if (rip >= (uint64_t)wedge_popf_fast_decided && rip <= (uint64_t)wedge_popf_fast_ret) {
+		finish_popf_fast(c);
 		return 1;
 	}
 	int rec = (rip >= (uint64_t)wedge_tail_decided && rip < (uint64_t)wedge_tail_ret) ||

@@ -395,7 +395,9 @@ impl Backend for Kvm {
                 v.extend_from_slice(&call);
                 Ok(Rewrite::Replace(v))
             }
-            K::Popf if i.code() == Code::Popfq => Kvm::call(site, sym("wedge_popf")),
+            // wedge_popf_fast falls back to wedge_popf when an interrupt becomes deliverable
+            // or flags beyond IF, DF and the arithmetic ones change.
+            K::Popf if i.code() == Code::Popfq => Kvm::call(site, sym("wedge_popf_fast")),
             K::Pushf | K::Popf => unsupported("only the 64-bit form is emulated"),
             K::Iret if i.code() == Code::Iretq => Kvm::call(site, sym("wedge_iret")),
             K::Iret => unsupported("only iretq is emulated"),
