@@ -244,6 +244,19 @@ impl<'o, 'a> Burner<'o, 'a> {
                     ErrorKind::Malformed("alt_instr points outside code sections".into()),
                 ));
             }
+            // The rule the layout keeps (`replacementlen <= instrlen`) must hold to begin with:
+            // Linux's ALTERNATIVE macros pad the original so that it does, and the kernel
+            // copies `replacementlen` bytes over the `instrlen`-byte region.
+            if a.repl_len > a.orig_len {
+                return Err(Error::at(
+                    ".altinstructions",
+                    a.entry,
+                    ErrorKind::Malformed(format!(
+                        "replacementlen {} exceeds instrlen {}: the replacement does not fit its region",
+                        a.repl_len, a.orig_len
+                    )),
+                ));
+            }
         }
         let unpadded = code
             .iter()

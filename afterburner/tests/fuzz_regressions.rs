@@ -71,8 +71,8 @@ fn the_verifier_rejects_malformed_inputs_with_a_place() {
 
 /// Malformed inputs the burner once accepted, and the place its error must name (the section
 /// and the offset inside it, or the file offset of the section header at fault; readelf shows
-/// the same fields).
-const BURNER_CASES: [(&str, &str); 5] = [
+/// the same fields). All but the last are broken ELF structure, which `scan` refuses too.
+const BURNER_CASES: [(&str, &str); 6] = [
     // .rela.data entry 23 (at 0x228) patches .data+0x2000138, past the section's end
     (
         "reloc-outside-section.o",
@@ -92,6 +92,11 @@ const BURNER_CASES: [(&str, &str); 5] = [
         "huge-output.o",
         "section .note.gnu.build-id: malformed ELF: sh_addralign 0xc0050000000000 is not a \
          power of two (section header at file offset 0x50d8)",
+    ),
+    // the first .altinstructions entry has replacementlen 7 > instrlen 3
+    (
+        "alt-replacement-longer.o",
+        "section .altinstructions offset 0x0: malformed ELF: replacementlen 7 exceeds instrlen 3",
     ),
 ];
 
@@ -130,7 +135,7 @@ fn every_regression_is_refused_or_burns_into_an_object_that_verifies() {
 #[test]
 fn the_cli_refuses_malformed_regressions_with_exit_2_and_the_place() {
     let w = common::Work::new();
-    for (name, place) in BURNER_CASES {
+    for (k, (name, place)) in BURNER_CASES.into_iter().enumerate() {
         let p = input(name);
         let out = w.path("out.o");
         let r = common::afterburner()
@@ -154,6 +159,9 @@ fn the_cli_refuses_malformed_regressions_with_exit_2_and_the_place() {
             .collect();
         assert!(left.is_empty(), "{name}: files left behind: {left:?}");
 
+        if k == BURNER_CASES.len() - 1 {
+            continue; // an .altinstructions rule: scan does not lay code out
+        }
         let r = common::afterburner().arg("scan").arg(&p).output().unwrap();
         let err = String::from_utf8_lossy(&r.stderr);
         assert_eq!(r.status.code(), Some(2), "{name}: {err}");
