@@ -257,6 +257,35 @@ impl<'o, 'a> Burner<'o, 'a> {
                     )),
                 ));
             }
+            // Growth padding goes at the end of the original region, and the new length of the
+            // replacement is measured to its end: both ends must lie between instructions (the
+            // regions hold whole instructions in every object the assembler writes).
+            let regions = [
+                Some((a.orig, a.orig_len, "original")),
+                a.repl.map(|r| (r, a.repl_len, "replacement")),
+            ];
+            for (loc, len, what) in regions.into_iter().flatten() {
+                let Some(k) = pos_of[loc.section] else {
+                    continue;
+                };
+                let end = loc.offset + u64::from(len);
+                let size = obj.sections[loc.section].size;
+                if end != size && !code[k].decoded.is_start(end) {
+                    let why = if end > size {
+                        format!("lies outside the section ({size:#x} bytes)")
+                    } else {
+                        "ends inside an instruction".to_string()
+                    };
+                    return Err(Error::at(
+                        ".altinstructions",
+                        a.entry,
+                        ErrorKind::Malformed(format!(
+                            "the {what} region {}+{:#x}..{end:#x} {why}",
+                            obj.sections[loc.section].name, loc.offset
+                        )),
+                    ));
+                }
+            }
         }
         let unpadded = code
             .iter()
