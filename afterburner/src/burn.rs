@@ -257,9 +257,10 @@ impl<'o, 'a> Burner<'o, 'a> {
                     )),
                 ));
             }
-            // Growth padding goes at the end of the original region, and the new length of the
-            // replacement is measured to its end: both ends must lie between instructions (the
-            // regions hold whole instructions in every object the assembler writes).
+            // Growth padding goes at the end of the original region, and the new lengths of
+            // both regions are measured between their mapped ends: each region must start and
+            // end between instructions (they hold whole instructions in every object the
+            // assembler writes).
             let regions = [
                 Some((a.orig, a.orig_len, "original")),
                 a.repl.map(|r| (r, a.repl_len, "replacement")),
@@ -270,11 +271,17 @@ impl<'o, 'a> Burner<'o, 'a> {
                 };
                 let end = loc.offset + u64::from(len);
                 let size = obj.sections[loc.section].size;
-                if end != size && !code[k].decoded.is_start(end) {
-                    let why = if end > size {
+                for x in [loc.offset, end] {
+                    if x == size || code[k].decoded.is_start(x) {
+                        continue;
+                    }
+                    let why = if x > size {
                         format!("lies outside the section ({size:#x} bytes)")
                     } else {
-                        "ends inside an instruction".to_string()
+                        format!(
+                            "{} inside an instruction",
+                            if x == end { "ends" } else { "starts" }
+                        )
                     };
                     return Err(Error::at(
                         ".altinstructions",
