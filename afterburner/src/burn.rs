@@ -696,6 +696,12 @@ impl<'o, 'a> Burner<'o, 'a> {
                 let Some(sym) = obj.symbols.get(r.sym as usize) else {
                     break;
                 };
+                // The assembler writes `.long .Lcase - .Ltable` against a local (section)
+                // symbol; an entry against a global symbol is read as `S + A`, as the verifier
+                // reads it (a fuzzing find: the two disagreed).
+                if sym.bind != object::elf::STB_LOCAL.0 {
+                    break;
+                }
                 let Some(t) = sym.section else { break };
                 let Some(kc) = self.pos_of[t] else { break };
                 if table_section.is_some_and(|s| s != t) {
