@@ -185,6 +185,23 @@ struct Burner<'o, 'a> {
 
 impl<'o, 'a> Burner<'o, 'a> {
     fn new(obj: &'o Object<'a>) -> Result<Self> {
+        // Code is decoded as one instruction stream; a data object inside it would be padded
+        // as if it were code (the verifier compares it as data). No compiler or assembler
+        // output for the kernel has one; refuse it.
+        for s in &obj.symbols {
+            let Some(sec) = s.section else { continue };
+            if s.st_type == object::elf::STT_OBJECT.0 && s.size > 0 && obj.sections[sec].is_code() {
+                return Err(Error::at(
+                    &obj.sections[sec].name,
+                    s.value,
+                    ErrorKind::Layout(format!(
+                        "data object `{}` ({:#x} bytes, STT_OBJECT) inside code cannot be padded as code",
+                        s.name_str(),
+                        s.size
+                    )),
+                ));
+            }
+        }
         let mut code = decode_code_sections(obj)?;
         let mut pos_of = vec![None; obj.sections.len()];
         for (k, c) in code.iter().enumerate() {
