@@ -430,12 +430,22 @@ impl<'a> Object<'a> {
             }
             sections[target].rela = Some(i);
             let target_size = sections[target].size;
-            if sections[target].sh_type == SHT_NOBITS && !rels.is_empty() {
+            // Relocations patch contents: never those of an empty section or of an ELF table
+            // (compilers and assemblers relocate PROGBITS sections only; the verifier skips
+            // tables, and the writer rebuilds them).
+            let what = match sections[target].sh_type {
+                SHT_NOBITS => Some("has no file data (SHT_NOBITS)"),
+                0 => Some("is an SHT_NULL section"),
+                2 | 3 | 11 => Some("is a symbol or string table"),
+                SHT_RELA | SHT_GROUP | 18 => Some("is an ELF table (relocations, group, indices)"),
+                _ => None,
+            };
+            if let (Some(what), false) = (what, rels.is_empty()) {
                 return Err(Error::at(
                     &name,
                     0,
                     ErrorKind::Malformed(format!(
-                        "relocations apply to {}, which has no file data (SHT_NOBITS)",
+                        "relocations apply to {}, which {what}",
                         sections[target].name
                     )),
                 ));

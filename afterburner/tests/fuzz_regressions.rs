@@ -85,7 +85,7 @@ fn the_verifier_rejects_malformed_inputs_with_a_place() {
 /// Malformed inputs the burner once accepted, and the place its error must name (the section
 /// and the offset inside it, or the file offset of the section header at fault; readelf shows
 /// the same fields). All but the last four are broken ELF structure, which `scan` refuses too.
-const BURNER_CASES: [(&str, &str); 9] = [
+const BURNER_CASES: [(&str, &str); 10] = [
     // .rela.data entry 23 (at 0x228) patches .data+0x2000138, past the section's end
     (
         "reloc-outside-section.o",
@@ -105,6 +105,12 @@ const BURNER_CASES: [(&str, &str); 9] = [
         "huge-output.o",
         "section .note.gnu.build-id: malformed ELF: sh_addralign 0xc0050000000000 is not a \
          power of two (section header at file offset 0x50d8)",
+    ),
+    // __patchable_function_entries became SHT_STRTAB and keeps its relocations
+    (
+        "relocated-string-table.o",
+        "section .rela__patchable_function_entries offset 0x0: malformed ELF: relocations apply \
+         to __patchable_function_entries, which is a symbol or string table",
     ),
     // `list_sort` in .text is an STT_OBJECT: data in code
     (
