@@ -185,6 +185,23 @@ struct Burner<'o, 'a> {
 
 impl<'o, 'a> Burner<'o, 'a> {
     fn new(obj: &'o Object<'a>) -> Result<Self> {
+        // Code is decoded as one instruction stream; a data object inside it would be padded
+        // as if it were code (the verifier compares it as data). No compiler or assembler
+        // output for the kernel has one; refuse it.
+        for s in &obj.symbols {
+            let Some(sec) = s.section else { continue };
+            if s.st_type == object::elf::STT_OBJECT.0 && s.size > 0 && obj.sections[sec].is_code() {
+                return Err(Error::at(
+                    &obj.sections[sec].name,
+                    s.value,
+                    ErrorKind::Layout(format!(
+                        "data object `{}` ({:#x} bytes, STT_OBJECT) inside code cannot be padded as code",
+                        s.name_str(),
+                        s.size
+                    )),
+                ));
+            }
+        }
         let mut code = decode_code_sections(obj)?;
         let mut pos_of = vec![None; obj.sections.len()];
         for (k, c) in code.iter().enumerate() {
@@ -243,6 +260,55 @@ impl<'o, 'a> Burner<'o, 'a> {
                     a.entry,
                     ErrorKind::Malformed("alt_instr points outside code sections".into()),
                 ));
+            }
+            // The rule the layout keeps (`replacementlen <= instrlen`) must hold to begin with:
+            // Linux's ALTERNATIVE macros pad the original so that it does, and the kernel
+            // copies `replacementlen` bytes over the `instrlen`-byte region.
+            if a.repl_len > a.orig_len {
+                return Err(Error::at(
+                    ".altinstructions",
+                    a.entry,
+                    ErrorKind::Malformed(format!(
+                        "replacementlen {} exceeds instrlen {}: the replacement does not fit its region",
+                        a.repl_len, a.orig_len
+                    )),
+                ));
+            }
+            // Growth padding goes at the end of the original region, and the new lengths of
+            // both regions are measured between their mapped ends: each region must start and
+            // end between instructions (they hold whole instructions in every object the
+            // assembler writes).
+            let regions = [
+                Some((a.orig, a.orig_len, "original")),
+                a.repl.map(|r| (r, a.repl_len, "replacement")),
+            ];
+            for (loc, len, what) in regions.into_iter().flatten() {
+                let Some(k) = pos_of[loc.section] else {
+                    continue;
+                };
+                let end = loc.offset + u64::from(len);
+                let size = obj.sections[loc.section].size;
+                for x in [loc.offset, end] {
+                    if x == size || code[k].decoded.is_start(x) {
+                        continue;
+                    }
+                    let why = if x > size {
+                        format!("lies outside the section ({size:#x} bytes)")
+                    } else {
+                        format!(
+                            "{} inside an instruction",
+                            if x == end { "ends" } else { "starts" }
+                        )
+                    };
+                    return Err(Error::at(
+                        ".altinstructions",
+                        a.entry,
+                        ErrorKind::Malformed(format!(
+                            "the {what} region {}+{:#x}..{end:#x} {why}",
+                            obj.sections[loc.section].name, loc.offset
+                        )),
+                    ));
+                }
             }
         }
         let unpadded = code
@@ -647,6 +713,12 @@ impl<'o, 'a> Burner<'o, 'a> {
                 let Some(sym) = obj.symbols.get(r.sym as usize) else {
                     break;
                 };
+                // The assembler writes `.long .Lcase - .Ltable` against a local (section)
+                // symbol; an entry against a global symbol is read as `S + A`, as the verifier
+                // reads it (a fuzzing find: the two disagreed).
+                if sym.bind != object::elf::STB_LOCAL.0 {
+                    break;
+                }
                 let Some(t) = sym.section else { break };
                 let Some(kc) = self.pos_of[t] else { break };
                 if table_section.is_some_and(|s| s != t) {

@@ -167,6 +167,57 @@ fn malformed(e: object::read::Error) -> Error {
     Error::malformed(e.to_string())
 }
 
+/// Largest `sh_addralign` accepted. Linux objects and modules need at most 2^14 (a 16 KiB
+/// aligned stack page section); this leaves room while bounding the padding of each section.
+pub const MAX_ALIGN: u64 = 1 << 16;
+
+/// `sh_addralign` must be 1 or another power of two up to [`MAX_ALIGN`]. (ELF also allows 0
+/// for "none", but no compiler, assembler or linker writes it for a real section, and `object`'s
+/// writer cannot lay it out; it is refused.)
+fn check_align(name: &str, align: u64, hdr: u64) -> Result<()> {
+    let what = if align == 0 {
+        "not 1 or a power of two"
+    } else if !align.is_power_of_two() {
+        "not a power of two"
+    } else if align > MAX_ALIGN {
+        "larger than 0x10000"
+    } else {
+        return Ok(());
+    };
+    Err(Error::in_section(
+        name,
+        ErrorKind::Malformed(format!(
+            "sh_addralign {align:#x} is {what} (section header at file offset {hdr:#x})"
+        )),
+    ))
+}
+
+/// The sections with file data must not claim more bytes than the file holds (they never
+/// overlap in a real object), and their alignments must not add up to more than the file plus
+/// [`MAX_ALIGN`] (each one costs the writer at most its alignment in padding). Together these
+/// keep the output within a small multiple of the input, whatever the headers say.
+fn check_layout(name: &str, claimed: u64, align_sum: u64, file_len: u64) -> Result<()> {
+    if claimed > file_len {
+        return Err(Error::in_section(
+            name,
+            ErrorKind::Malformed(format!(
+                "the sections up to this one claim {claimed:#x} bytes of file data, more than \
+                 the file's {file_len:#x} (overlapping sections)"
+            )),
+        ));
+    }
+    if align_sum > file_len.saturating_add(MAX_ALIGN) {
+        return Err(Error::in_section(
+            name,
+            ErrorKind::Malformed(format!(
+                "the alignments of the sections up to this one add up to {align_sum:#x}, more \
+                 than the file's {file_len:#x} bytes plus {MAX_ALIGN:#x}"
+            )),
+        ));
+    }
+    Ok(())
+}
+
 impl<'a> Object<'a> {
     /// Parses and checks `data`: ELF64, little-endian, x86-64.
     pub fn parse(data: &'a [u8]) -> Result<Object<'a>> {
@@ -193,23 +244,51 @@ impl<'a> Object<'a> {
         }
         let e_type = header.e_type(endian).0;
         let table = file.elf_section_table();
+        let shoff = header.e_shoff(endian);
+        let file_len = data.len() as u64;
         let mut sections = Vec::with_capacity(table.len());
+        // Bytes of file data the sections claim, and the sum of their alignments: the writer
+        // lays every such section out anew, so these bound the output (see `check_layout`).
+        let (mut claimed, mut align_sum) = (0u64, 0u64);
         for (i, sh) in table.iter().enumerate() {
+            // Where this section's header sits, for messages about its fields.
+            let hdr = shoff.saturating_add((i as u64).saturating_mul(64));
             let name = if i == 0 {
                 Cow::Borrowed("")
             } else {
-                let n = table
-                    .section_name(endian, sh)
-                    .map_err(|e| Error::malformed(format!("section {i}: {e}")))?;
+                let n = table.section_name(endian, sh).map_err(|e| {
+                    Error::malformed(format!(
+                        "section {i}: {e}: name offset {:#x} lies outside the section name table \
+                         (section header at file offset {hdr:#x})",
+                        sh.sh_name(endian)
+                    ))
+                })?;
                 String::from_utf8_lossy(n)
             };
             let sh_type = sh.sh_type(endian).0;
             let data = if i == 0 || sh_type == SHT_NOBITS {
                 &[][..]
             } else {
-                sh.data(endian, data)
-                    .map_err(|e| Error::in_section(&name, ErrorKind::Malformed(e.to_string())))?
+                let (off, size) = (sh.sh_offset(endian), sh.sh_size(endian));
+                sh.data(endian, data).map_err(|e| {
+                    Error::in_section(
+                        &name,
+                        ErrorKind::Malformed(format!(
+                            "{e}: file range {off:#x}+{size:#x} does not fit the file ({file_len:#x} bytes; \
+                             section header at file offset {hdr:#x})"
+                        )),
+                    )
+                })?
             };
+            if i != 0 {
+                let align = sh.sh_addralign(endian);
+                check_align(&name, align, hdr)?;
+                if sh_type != SHT_NOBITS {
+                    claimed = claimed.saturating_add(data.len() as u64);
+                    align_sum = align_sum.saturating_add(align);
+                    check_layout(&name, claimed, align_sum, file_len)?;
+                }
+            }
             sections.push(Section {
                 name,
                 sh_type,
@@ -228,17 +307,41 @@ impl<'a> Object<'a> {
         };
         let mut symbols = Vec::with_capacity(symtab_t.len());
         for (i, sym) in symtab_t.iter().enumerate() {
+            // Offset of this entry inside .symtab.
+            let at = (i as u64).saturating_mul(24);
             let name = symtab_t.symbol_name(endian, sym).map_err(|e| {
-                Error::in_section(".symtab", ErrorKind::Malformed(format!("symbol {i}: {e}")))
+                Error::at(
+                    ".symtab",
+                    at,
+                    ErrorKind::Malformed(format!("symbol {i}: {e}")),
+                )
             })?;
             let section = if i == 0 {
+                // The null symbol defines nothing; the writer rewrites it as zeros (other stray
+                // bits are harmless), but a section index there would claim a definition.
+                let shndx = sym.st_shndx(endian).0;
+                if shndx != 0 {
+                    return Err(Error::at(
+                        ".symtab",
+                        at,
+                        ErrorKind::Malformed(format!(
+                            "the null symbol (index 0) has section index {shndx} (expected 0){}",
+                            if usize::from(shndx) >= sections.len() {
+                                ", a section which does not exist"
+                            } else {
+                                ""
+                            }
+                        )),
+                    ));
+                }
                 None
             } else {
                 symtab_t
                     .symbol_section(endian, sym, object::SymbolIndex(i))
                     .map_err(|e| {
-                        Error::in_section(
+                        Error::at(
                             ".symtab",
+                            at,
                             ErrorKind::Malformed(format!("symbol {i}: {e}")),
                         )
                     })?
@@ -246,13 +349,30 @@ impl<'a> Object<'a> {
             };
             if let Some(s) = section {
                 if s >= sections.len() {
-                    return Err(Error::in_section(
+                    return Err(Error::at(
                         ".symtab",
+                        at,
                         ErrorKind::Malformed(format!(
-                            "symbol {i} has section index {s} past the table"
+                            "symbol {i} `{}` is in section {s}, which does not exist ({} sections)",
+                            String::from_utf8_lossy(name),
+                            sections.len()
                         )),
                     ));
                 }
+            }
+            // A section symbol stands for its section's start: `.afterburn` and the relocation
+            // rewrite address sites as "section symbol + offset". gcc, as and ld -r always
+            // give it value 0 (none of the Linux objects and modules differ), so another
+            // value is refused rather than carried through every addend.
+            if sym.st_type() == elf::STT_SECTION && sym.st_value(endian) != 0 {
+                return Err(Error::at(
+                    ".symtab",
+                    at,
+                    ErrorKind::Malformed(format!(
+                        "section symbol {i} has value {:#x} (section symbols must have value 0)",
+                        sym.st_value(endian)
+                    )),
+                ));
             }
             symbols.push(Symbol {
                 name,
@@ -310,6 +430,26 @@ impl<'a> Object<'a> {
             }
             sections[target].rela = Some(i);
             let target_size = sections[target].size;
+            // Relocations patch contents: never those of an empty section or of an ELF table
+            // (compilers and assemblers relocate PROGBITS sections only; the verifier skips
+            // tables, and the writer rebuilds them).
+            let what = match sections[target].sh_type {
+                SHT_NOBITS => Some("has no file data (SHT_NOBITS)"),
+                0 => Some("is an SHT_NULL section"),
+                2 | 3 | 11 => Some("is a symbol or string table"),
+                SHT_RELA | SHT_GROUP | 18 => Some("is an ELF table (relocations, group, indices)"),
+                _ => None,
+            };
+            if let (Some(what), false) = (what, rels.is_empty()) {
+                return Err(Error::at(
+                    &name,
+                    0,
+                    ErrorKind::Malformed(format!(
+                        "relocations apply to {}, which {what}",
+                        sections[target].name
+                    )),
+                ));
+            }
             for (k, r) in rels.iter().enumerate() {
                 // The field a relocation patches must lie inside its section (fuzzing found
                 // objects whose relocations point past the end; they must be refused, not
