@@ -38,7 +38,8 @@
 //! its probe label; the expansion keeps `as`'s line attribution. When it changed the text, the
 //! probe object (expanded text) must equal `as`'s object of the input ([`crate::asm_equiv`]:
 //! bytes, relocations, symbols, line tables), else the input is refused. An input without
-//! sites comes back exactly as it was.
+//! sites comes back as it was (not expanded), with a chunk without records, as
+//! `afterburner burn` writes one for every object it burns.
 //!
 //! Not handled (each refused with an error naming the line, [`PadError::Unsupported`]):
 //! * what the expander refuses (`.altmacro`, `.include`, `.rept` counts that depend on
@@ -810,29 +811,33 @@ fn pad_expanded(
             });
         }
     }
-    if padded_sites.is_empty() {
-        // Nothing to pad: the input as it was (not its expansion).
+    if noannotate {
+        // Opted out (docs/annotation-format.md): no padding, no records, no chunk.
         return Ok(Padded {
             text: original.to_string(),
-            sites: padded_sites,
+            sites: Vec::new(),
             expanded: expanded.changed,
         });
     }
-    let mut text = splice(source, edits);
-    {
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str(&format!(
-            "\t{SECTION_DIRECTIVE}\n\t.balign {}\n\t.long {:#x}\n\t.byte 0, 0\n\t.short {:#x}\n\t.long {}\n\t.short {}, {}\n{records}\t.popsection\n",
-            annotations::SECTION_ALIGN,
-            annotations::MAGIC,
-            annotations::HEADER_KIND,
-            padded_sites.len(),
-            annotations::VERSION,
-            annotations::RECORD_SIZE,
-        ));
+    // Nothing to pad: the input as it was (not its expansion), with an empty chunk, as
+    // `afterburner burn` writes one for every object it burns.
+    let mut text = if padded_sites.is_empty() {
+        original.to_string()
+    } else {
+        splice(source, edits)
+    };
+    if !text.ends_with('\n') {
+        text.push('\n');
     }
+    text.push_str(&format!(
+        "\t{SECTION_DIRECTIVE}\n\t.balign {}\n\t.long {:#x}\n\t.byte 0, 0\n\t.short {:#x}\n\t.long {}\n\t.short {}, {}\n{records}\t.popsection\n",
+        annotations::SECTION_ALIGN,
+        annotations::MAGIC,
+        annotations::HEADER_KIND,
+        padded_sites.len(),
+        annotations::VERSION,
+        annotations::RECORD_SIZE,
+    ));
     Ok(Padded {
         text,
         sites: padded_sites,
