@@ -1056,7 +1056,10 @@ struct Flat(Vec<(usize, String)>);
 
 impl Sink for Flat {
     fn keep(&mut self, it: &Item) {
-        self.0.push((it.line, it.text()));
+        let t = it.text();
+        if !t.is_empty() {
+            self.0.push((it.line, t));
+        }
     }
     fn remove(&mut self, it: &Item, labels: bool) {
         let l = it.labels.trim();
