@@ -269,6 +269,12 @@ fn dwarf_of_s_files_names_the_source_as_plain_as_does() {
     assert_eq!(pr, wr);
     assert_eq!(pn, wn);
     assert!(!wn.iter().any(|n| n.contains("afterburner-as")), "{wn:?}");
+    // C with inline assembly (gcc's `# 0 "" 2` markers after each asm block): the same too.
+    let c = t.p("c.c");
+    std::fs::write(&c, C_SOURCE).unwrap();
+    gcc(None, &c, &t.p("c-plain.o"));
+    gcc(Some(&bin), &c, &t.p("c-wrapped.o"));
+    assert_eq!(line_rows(&t.p("c-plain.o")), line_rows(&t.p("c-wrapped.o")));
 }
 
 #[test]
