@@ -8,10 +8,17 @@
 //! real assembler is `$AFTERBURNER_AS` or the first `as` in `PATH` that is neither this program
 //! nor an installed shim (see docs/kernel-builds.md).
 //!
-//! Input the padder does not handle (see the TODO list of [`crate::asm_pad`]: `.macro`,
-//! `.rept`, `.code32`, ...) is assembled unpadded with a `WARNING` line on standard error naming
-//! the input and line, or refused when `AFTERBURNER_AS_STRICT=1`. An input that selects the
-//! `.afterburn_noannotate` section gets no padding and no records, as in `afterburner burn`.
+//! Each input is preceded by a line marker naming it as `as` would (and gcc's empty-name
+//! markers are given that name, [`name_empty_markers`]), so that `as -g` records the input's
+//! name and lines, never the temporary file's.
+//!
+//! Not padded, without a word: output `/dev/null` (toolchain probes) and outputs matching
+//! `AFTERBURNER_AS_SKIP` (code that is not part of the kernel image: boot code, real-mode
+//! trampoline, vDSO); these run the real `as` with the original arguments. An input that
+//! selects the `.afterburn_noannotate` section gets no padding and no records, as in
+//! `afterburner burn`. Input the padder refuses ([`crate::asm_pad`]: `.code32`, ...) is
+//! assembled unpadded with a `WARNING` line on standard error naming the input and line, or
+//! refused when `AFTERBURNER_AS_STRICT=1`.
 
 use crate::asm_pad::{self, Assembler, Layout, PadError};
 use std::ffi::{OsStr, OsString};
@@ -170,28 +177,57 @@ pub fn main_entry(args: &[OsString]) -> i32 {
     if parsed.info_only {
         return run_real(&real, args);
     }
-    // Read the input text.
+    let output = parsed
+        .output
+        .clone()
+        .unwrap_or_else(|| OsString::from("a.out"));
+    if let Some(pattern) = skipped(&output) {
+        // Deliberately not afterburnt (docs/kernel-builds.md): exactly plain `as`.
+        if verbose() {
+            eprintln!(
+                "afterburner as: {}: not padded (AFTERBURNER_AS_SKIP pattern {pattern})",
+                Path::new(&output).display()
+            );
+        }
+        return run_real(&real, args);
+    }
+    // Read the input text. Each input starts with a line marker naming it as `as` would (the
+    // path as given, `{standard input}` for `-`): the text `as` finally reads is a temporary
+    // file, and without the marker `as -g` would record that file's path in DWARF.
     let mut source = Vec::new();
     let inputs: Vec<OsString> = if parsed.inputs.is_empty() {
         vec!["-".into()]
     } else {
         parsed.inputs.clone()
     };
+    let mut names = Vec::new();
     for input in &inputs {
-        let res = if input == "-" {
-            std::io::stdin().read_to_end(&mut source).map(|_| ())
+        let name = if input == "-" {
+            STDIN_NAME.to_string()
         } else {
-            std::fs::read(input).map(|b| source.extend_from_slice(&b))
+            Path::new(input).display().to_string()
+        };
+        if !source.is_empty() && !source.ends_with(b"\n") {
+            source.push(b'\n');
+        }
+        source.extend_from_slice(asm_pad::line_marker(&name).as_bytes());
+        let mut content = Vec::new();
+        let res = if input == "-" {
+            std::io::stdin().read_to_end(&mut content).map(|_| ())
+        } else {
+            std::fs::read(input).map(|b| content = b)
         };
         if let Err(e) = res {
             eprintln!("afterburner as: {}: {e}", Path::new(input).display());
             return 1;
         }
+        source.extend_from_slice(&name_empty_markers(&content, &name));
+        names.push(name);
     }
-    let name = if inputs.len() == 1 && inputs[0] != "-" {
-        Path::new(&inputs[0]).display().to_string()
+    let name = if names.len() == 1 {
+        names[0].clone()
     } else {
-        "{standard input}".into()
+        STDIN_NAME.to_string()
     };
     let dir = match tempdir() {
         Ok(d) => d,
@@ -200,9 +236,100 @@ pub fn main_entry(args: &[OsString]) -> i32 {
             return 1;
         }
     };
-    let code = assemble(&real, &parsed, &source, &name, &dir.0);
+    let code = assemble(&real, &parsed, &source, &names[0], &name, &dir.0);
     drop(dir);
     code
+}
+
+/// Rewrites each line marker with an empty file name (`# 0 "" 2`, which gcc writes after
+/// inline assembly) into one naming the input and the line that follows, `# P "NAME" 2`. For
+/// `as` an empty name means "back to the file being read, at its own line number", and the file
+/// being read is the wrapper's temporary copy, one line longer (its first line is the marker
+/// naming the input): `-g` line tables would name that copy and be off by one.
+pub fn name_empty_markers(content: &[u8], name: &str) -> Vec<u8> {
+    if !content.windows(3).any(|w| w == b" \"\"") {
+        return content.to_vec();
+    }
+    let quoted = asm_pad::line_marker(name);
+    // `# 1 "NAME"\n` -> `"NAME"`
+    let quoted = &quoted.as_bytes()[4..quoted.len() - 1];
+    let mut out = Vec::with_capacity(content.len() + 64);
+    for (i, line) in content.split_inclusive(|&c| c == b'\n').enumerate() {
+        let marker = (|| {
+            let rest = line.strip_prefix(b"#")?;
+            let digits = rest.iter().take_while(|c| c.is_ascii_whitespace()).count();
+            let rest = &rest[digits..];
+            let n = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+            if n == 0 {
+                return None;
+            }
+            let rest = &rest[n..];
+            let blank = rest.iter().take_while(|&&c| c == b' ' || c == b'\t').count();
+            if blank == 0 {
+                return None;
+            }
+            rest[blank..].strip_prefix(b"\"\"")
+        })();
+        match marker {
+            Some(flags) => {
+                out.extend_from_slice(format!("# {} ", i + 2).as_bytes());
+                out.extend_from_slice(quoted);
+                out.extend_from_slice(flags);
+            }
+            None => out.extend_from_slice(line),
+        }
+    }
+    out
+}
+
+/// How `as` names standard input.
+const STDIN_NAME: &str = "{standard input}";
+
+/// Why `output` is not padded, if it is not: it is `/dev/null`, or it matches an
+/// `AFTERBURNER_AS_SKIP` pattern (blank- or colon-separated shell patterns with `*` and `?`,
+/// matched against the output path as given to `-o`, without a leading `./`).
+fn skipped(output: &OsStr) -> Option<String> {
+    if output == "/dev/null" {
+        // A toolchain probe (kbuild's `as-instr`): nothing is kept, so nothing is padded.
+        return Some("/dev/null".into());
+    }
+    let list = std::env::var("AFTERBURNER_AS_SKIP").ok()?;
+    let out = output.to_string_lossy();
+    let out = out.strip_prefix("./").unwrap_or(&out);
+    list.split(|c: char| c == ':' || c.is_whitespace())
+        .filter(|p| !p.is_empty())
+        .find(|p| glob_match(p.as_bytes(), out.as_bytes()))
+        .map(str::to_string)
+}
+
+/// Shell-style match of `text` against `pat` (`*` any run of characters, `/` included; `?`
+/// one character).
+pub fn glob_match(pat: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pat.len() && (pat[p] == b'?' || pat[p] == text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pat.len() && pat[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    while p < pat.len() && pat[p] == b'*' {
+        p += 1;
+    }
+    p == pat.len()
+}
+
+fn verbose() -> bool {
+    std::env::var_os("AFTERBURNER_AS_VERBOSE").is_some_and(|v| v == "1")
 }
 
 struct TempDir(PathBuf);
@@ -226,27 +353,41 @@ fn tempdir() -> Result<TempDir, String> {
     Ok(TempDir(d))
 }
 
-fn assemble(real: &Path, parsed: &AsArgs, source: &[u8], name: &str, dir: &Path) -> i32 {
+/// Falls back to the unpadded text (with a WARNING), or fails with `AFTERBURNER_AS_STRICT=1`.
+fn unpadded(at: &str, why: &str, parsed: &AsArgs, source: &[u8]) -> Result<Vec<u8>, i32> {
+    if strict() {
+        eprintln!("afterburner as: {at}: error: not padded: {why} (AFTERBURNER_AS_STRICT=1)");
+        return Err(1);
+    }
+    warn(
+        at,
+        &format!("{why}; assembled UNPADDED, no .afterburn records"),
+        parsed.output.as_ref(),
+    );
+    Ok(source.to_vec())
+}
+
+fn assemble(
+    real: &Path,
+    parsed: &AsArgs,
+    source: &[u8],
+    file: &str,
+    name: &str,
+    dir: &Path,
+) -> i32 {
     let mut final_args = parsed.options.clone();
     if let Some(o) = &parsed.output {
         final_args.push("-o".into());
         final_args.push(o.clone());
     }
     let text_in = dir.join(
-        Path::new(name)
+        Path::new(file)
             .file_name()
-            .filter(|_| name != "{standard input}")
+            .filter(|_| file != STDIN_NAME)
             .unwrap_or(OsStr::new("stdin.s")),
     );
-    let padded: Vec<u8> = match std::str::from_utf8(source) {
-        Err(e) => {
-            warn(
-                name,
-                &format!("input is not UTF-8 ({e}); assembled UNPADDED, no .afterburn records"),
-                parsed.output.as_ref(),
-            );
-            source.to_vec()
-        }
+    let padded: Result<Vec<u8>, i32> = match std::str::from_utf8(source) {
+        Err(e) => unpadded(name, &format!("input is not UTF-8 ({e})"), parsed, source),
         Ok(text) => {
             let opts = asm_pad::Options {
                 layout: Layout::Realign,
@@ -255,45 +396,17 @@ fn assemble(real: &Path, parsed: &AsArgs, source: &[u8], name: &str, dir: &Path)
                     args: probe_options(&parsed.options),
                 },
             };
-            match asm_pad::pad(text, &opts) {
-                Ok(p) if !p.sites.is_empty() && asm_pad::defines_macros(text) => {
-                    // Macro invocations may emit bytes anywhere: check the padded object
-                    // against the original with the verifier before using it.
-                    match check_padded(real, parsed, source, p.text.as_bytes(), dir) {
-                        Ok(()) => p.text.into_bytes(),
-                        Err(why) => {
-                            if strict() {
-                                eprintln!(
-                                    "afterburner as: {name}: error: not padded: {why} (AFTERBURNER_AS_STRICT=1)"
-                                );
-                                return 1;
-                            }
-                            warn(
-                                name,
-                                &format!("{why}; assembled UNPADDED, no .afterburn records"),
-                                parsed.output.as_ref(),
-                            );
-                            source.to_vec()
-                        }
-                    }
-                }
-                Ok(p) => p.text.into_bytes(),
+            match asm_pad::pad_named(text, name, &opts) {
+                Ok(p) => Ok(p.text.into_bytes()),
                 Err(PadError::Unsupported { line, what }) => {
-                    let at = source_position(text, name, line);
-                    if strict() {
-                        eprintln!(
-                            "afterburner as: {at}: error: not padded: {what} (AFTERBURNER_AS_STRICT=1)"
-                        );
-                        return 1;
-                    }
-                    warn(
-                        &at,
-                        &format!("{what}; assembled UNPADDED, no .afterburn records"),
-                        parsed.output.as_ref(),
-                    );
-                    source.to_vec()
+                    let at = if line == 0 {
+                        name.to_string()
+                    } else {
+                        source_position(text, name, line)
+                    };
+                    unpadded(&at, &what, parsed, source)
                 }
-                Err(PadError::Assembler { .. }) => {
+                Err(e @ (PadError::Assembler { .. } | PadError::Invalid { .. })) => {
                     // The input itself is probably wrong: let the real `as` report it.
                     if let Err(e) = write_file(&text_in, source) {
                         eprintln!("afterburner as: {e}");
@@ -302,29 +415,36 @@ fn assemble(real: &Path, parsed: &AsArgs, source: &[u8], name: &str, dir: &Path)
                     final_args.push(text_in.into_os_string());
                     let code = run_real(real, &final_args);
                     if code == 0 {
-                        eprintln!(
-                            "afterburner as: {name}: error: as accepts the input but not the \
-                             padder's probe of it"
+                        // `as` accepts it: our own limitation, and the object is already there
+                        // (unpadded).
+                        let why = match e {
+                            PadError::Invalid { line, what } => format!(
+                                "the macro expander refuses {}: {what}",
+                                source_position(text, name, line)
+                            ),
+                            _ => "as accepts the input but not the padder's probe of it".into(),
+                        };
+                        if strict() {
+                            eprintln!(
+                                "afterburner as: {name}: error: not padded: {why} (AFTERBURNER_AS_STRICT=1)"
+                            );
+                            if let Some(o) = &parsed.output {
+                                let _ = std::fs::remove_file(o);
+                            }
+                            return 1;
+                        }
+                        warn(
+                            name,
+                            &format!("{why}; assembled UNPADDED, no .afterburn records"),
+                            parsed.output.as_ref(),
                         );
-                        return 1;
                     }
                     return code;
                 }
                 Err(PadError::Probe(e)) => {
                     // Bytes the decoder refuses (data in code, ...): `afterburner burn` refuses
                     // such an object too.
-                    if strict() {
-                        eprintln!(
-                            "afterburner as: {name}: error: not padded: {e} (AFTERBURNER_AS_STRICT=1)"
-                        );
-                        return 1;
-                    }
-                    warn(
-                        name,
-                        &format!("{e}; assembled UNPADDED, no .afterburn records"),
-                        parsed.output.as_ref(),
-                    );
-                    source.to_vec()
+                    unpadded(name, &e.to_string(), parsed, source)
                 }
                 Err(e) => {
                     eprintln!("afterburner as: {name}: error: {e}");
@@ -333,17 +453,15 @@ fn assemble(real: &Path, parsed: &AsArgs, source: &[u8], name: &str, dir: &Path)
             }
         }
     };
+    let padded = match padded {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     if let Err(e) = write_file(&text_in, &padded) {
         eprintln!("afterburner as: {e}");
         return 1;
     }
-    if let Some(keep) = std::env::var_os("AFTERBURNER_AS_KEEP").filter(|k| !k.is_empty()) {
-        let _ = std::fs::create_dir_all(&keep);
-        let _ = std::fs::copy(
-            &text_in,
-            Path::new(&keep).join(text_in.file_name().unwrap_or_default()),
-        );
-    }
+    keep_copy(&text_in, "", &padded);
     final_args.push(text_in.into_os_string());
     run_real(real, &final_args)
 }
@@ -381,49 +499,17 @@ pub fn source_position(text: &str, name: &str, line: usize) -> String {
     }
 }
 
-/// Assembles the original and the padded text and runs `afterburner verify --realign` on the
-/// pair.
-fn check_padded(
-    real: &Path,
-    parsed: &AsArgs,
-    original: &[u8],
-    padded: &[u8],
-    dir: &Path,
-) -> Result<(), String> {
-    let opts = probe_options(&parsed.options);
-    let mut objs = Vec::new();
-    for (tag, text) in [("orig", original), ("padded", padded)] {
-        let src = dir.join(format!("check-{tag}.s"));
-        let obj = dir.join(format!("check-{tag}.o"));
-        write_file(&src, text)?;
-        let out = Command::new(real)
-            .args(&opts)
-            .arg("-o")
-            .arg(&obj)
-            .arg(&src)
-            .output()
-            .map_err(|e| format!("{}: {e}", real.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "as failed on the {tag} text of the check: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+/// With `AFTERBURNER_AS_KEEP=DIR`, writes `bytes` to `DIR/NAME` or `DIR/NAME.TAG` (debugging
+/// aid).
+fn keep_copy(text_in: &Path, tag: &str, bytes: &[u8]) {
+    if let Some(keep) = std::env::var_os("AFTERBURNER_AS_KEEP").filter(|k| !k.is_empty()) {
+        let _ = std::fs::create_dir_all(&keep);
+        let mut name = text_in.file_name().unwrap_or_default().to_owned();
+        if !tag.is_empty() {
+            name.push(".");
+            name.push(tag);
         }
-        objs.push(obj);
-    }
-    let vopts = crate::verify::Options {
-        realign: true,
-        ..Default::default()
-    };
-    let rep = crate::verify::run_with(&objs[0], &objs[1], &vopts).map_err(|e| e.to_string())?;
-    if rep.is_ok() {
-        Ok(())
-    } else {
-        let text = rep.render(3);
-        let first = text.lines().take(3).collect::<Vec<_>>().join("; ");
-        Err(format!(
-            "the padded macro input fails verification ({first})"
-        ))
+        let _ = std::fs::write(Path::new(&keep).join(name), bytes);
     }
 }
 
@@ -507,5 +593,12 @@ mod tests {
             probe_options(&v(&["-alh=x.lst", "--MD", "d", "--64"])),
             v(&["--64"])
         );
+        assert_eq!(
+            name_empty_markers(b"nop\n# 0 \"\" 2\nret\n# 5 \"a.h\"\n", "/t/x.s"),
+            b"nop\n# 3 \"/t/x.s\" 2\nret\n# 5 \"a.h\"\n"
+        );
+        assert!(glob_match(b"arch/x86/boot/*", b"arch/x86/boot/compressed/head_64.o"));
+        assert!(glob_match(b"*/vdso/v?lock*.o", b"arch/x86/entry/vdso/vclock_gettime.o"));
+        assert!(!glob_match(b"arch/x86/boot/*", b"arch/x86/kernel/head_64.o"));
     }
 }

@@ -33,14 +33,18 @@
 //! `.skip ..., 0x90` when the padded replacement outgrows it. (Hand-written alternatives
 //! without such a `.skip` are reported by the verifier when the replacement no longer fits.)
 //!
-//! TODO (not handled yet; each is refused with an error naming the line unless noted):
-//! * sites inside a `.macro` invocation that do not end where the invocation ends (macro bodies
-//!   get no probe labels; a macro expander is the next step), `.irpc`, `.rept` with a count
-//!   that is not a constant integer expression, and `.include`. `.rept N` and `.irp` are
-//!   unrolled ([`unroll`]); input selecting `.afterburn_noannotate` is returned unchanged.
-//!   Macro invocations may emit into other sections unlabeled: callers must verify padded
-//!   macro input ([`defines_macros`]; `afterburner as` does);
-//! * `.code16`/`.code32` (decoding is 64-bit only);
+//! **Macros** (`.macro`, `.rept`, `.irp`, `.irpc`, conditionals) are expanded first
+//! ([`crate::gas_macro`]), so that every statement that emits bytes stands in the text and gets
+//! its probe label; the expansion keeps `as`'s line attribution. When it changed the text, the
+//! probe object (expanded text) must equal `as`'s object of the input ([`crate::asm_equiv`]:
+//! bytes, relocations, symbols, line tables), else the input is refused. An input without
+//! sites comes back as it was (not expanded), with a chunk without records, as
+//! `afterburner burn` writes one for every object it burns.
+//!
+//! Not handled (each refused with an error naming the line, [`PadError::Unsupported`]):
+//! * what the expander refuses (`.altmacro`, `.include`, `.rept` counts that depend on
+//!   symbols, definitions under conditionals that depend on symbols, ...);
+//! * `.code16`/`.code32`/`.code16gcc` (decoding is 64-bit only);
 //! * subsections (`.subsection`, `.text 1`): statement order is then not section order;
 //! * a site that ends inside a statement (e.g. `.byte 0xfa, 0x90`): the `.byte` list would
 //!   have to be split;
@@ -168,6 +172,8 @@ pub struct Padded {
     pub text: String,
     /// The sites, in record order.
     pub sites: Vec<PaddedSite>,
+    /// True when macros, blocks or conditionals were expanded (and the expansion checked).
+    pub expanded: bool,
 }
 
 /// Why padding failed.
@@ -185,6 +191,13 @@ pub enum PadError {
         /// Its diagnostics.
         stderr: String,
     },
+    /// Input that GNU `as` rejects too (found while expanding macros): let `as` report it.
+    Invalid {
+        /// 1-based line.
+        line: usize,
+        /// What.
+        what: String,
+    },
     /// Input the padder does not handle yet.
     Unsupported {
         /// 1-based line.
@@ -201,6 +214,7 @@ impl fmt::Display for PadError {
         match self {
             PadError::Io { path, what } => write!(f, "{path}: {what}"),
             PadError::Assembler { stderr } => write!(f, "as failed:\n{stderr}"),
+            PadError::Invalid { line, what } => write!(f, "line {line}: {what}"),
             PadError::Unsupported { line, what } => {
                 write!(f, "line {line}: not supported yet: {what}")
             }
@@ -213,7 +227,7 @@ impl std::error::Error for PadError {}
 
 /// What a statement is.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     /// Only labels (or nothing).
     Empty,
     Instruction,
@@ -225,24 +239,24 @@ enum Kind {
 
 /// One statement: byte ranges in the source.
 #[derive(Clone, Debug)]
-struct Stmt {
+pub(crate) struct Stmt {
     /// 1-based line.
-    line: usize,
+    pub(crate) line: usize,
     /// Start (before any label).
-    start: usize,
+    pub(crate) start: usize,
     /// Start of the body (after labels and blanks).
-    body: usize,
+    pub(crate) body: usize,
     /// End of the body (before trailing blanks, `;` or a comment).
-    end: usize,
-    kind: Kind,
+    pub(crate) end: usize,
+    pub(crate) kind: Kind,
 }
 
-fn is_ident_char(c: u8) -> bool {
+pub(crate) fn is_ident_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'$'
 }
 
 /// Splits `src` into statements.
-fn lex(src: &str) -> Vec<Stmt> {
+pub(crate) fn lex(src: &str) -> Vec<Stmt> {
     let b = src.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -297,8 +311,11 @@ fn lex(src: &str) -> Vec<Stmt> {
                     end = i;
                 }
                 b'\'' => {
-                    // character constant: 'c or '\c
+                    // character constant: 'c or '\c, optionally closed by a quote
                     i += if b.get(i + 1) == Some(&b'\\') { 3 } else { 2 };
+                    if b.get(i) == Some(&b'\'') {
+                        i += 1;
+                    }
                     end = i.min(b.len());
                 }
                 c if c.is_ascii_whitespace() => i += 1,
@@ -391,7 +408,9 @@ const ALIGN_DIRECTIVES: &[&str] = &[
     ".balignw",
     ".balignl",
 ];
+/// Left after macro expansion ([`crate::gas_macro`]), these cannot be handled.
 const UNSUPPORTED_DIRECTIVES: &[&str] = &[
+    ".macro",
     ".rept",
     ".irp",
     ".irpc",
@@ -403,48 +422,15 @@ const UNSUPPORTED_DIRECTIVES: &[&str] = &[
     ".subsection",
 ];
 
-/// For each statement: inside a `.macro` ... `.endm` definition (the definition lines
-/// themselves included). Such statements emit nothing where they stand; `as` expands them at
-/// each invocation.
-fn macro_mask(stmts: &[Stmt]) -> Vec<bool> {
-    let mut depth = 0usize;
-    stmts
-        .iter()
-        .map(|s| match &s.kind {
-            Kind::Directive(d) if d == ".macro" => {
-                depth += 1;
-                true
-            }
-            Kind::Directive(d) if d == ".endm" && depth > 0 => {
-                depth -= 1;
-                true
-            }
-            _ => depth > 0,
-        })
-        .collect()
-}
-
-/// True when the input defines a macro (its invocations may emit bytes into any section, so
-/// the padded result must be checked against the original: [`crate::as_wrapper`] does).
-pub fn defines_macros(src: &str) -> bool {
-    lex(src)
-        .iter()
-        .any(|s| matches!(&s.kind, Kind::Directive(d) if d == ".macro"))
-}
-
 fn check_supported(src: &str, stmts: &[Stmt]) -> Result<(), PadError> {
-    let in_macro = macro_mask(stmts);
     if src.contains(PROBE) || src.contains(SITE_LABEL) {
         return Err(PadError::Unsupported {
             line: 0,
             what: format!("the input already uses {PROBE} or {SITE_LABEL} names"),
         });
     }
-    for (s, &in_macro) in stmts.iter().zip(&in_macro) {
+    for s in stmts {
         if let Kind::Directive(d) = &s.kind {
-            if in_macro && !d.starts_with(".code") {
-                continue;
-            }
             if UNSUPPORTED_DIRECTIVES.contains(&d.as_str()) {
                 return Err(PadError::Unsupported {
                     line: s.line,
@@ -530,6 +516,19 @@ impl ProbeInfo {
     }
 }
 
+/// A line marker naming line 1 of `name` (`as` then records `name`, not the file it reads).
+pub(crate) fn line_marker(name: &str) -> String {
+    let escaped: String = name
+        .chars()
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            '\n' => vec![' '],
+            c => vec![c],
+        })
+        .collect();
+    format!("# 1 \"{escaped}\"\n")
+}
+
 /// True when a `.section`/`.pushsection` statement names `.afterburn_noannotate`.
 fn selects_noannotate(src: &str) -> bool {
     lex(src).iter().any(|s| {
@@ -552,221 +551,83 @@ fn is_conditional(d: &str) -> bool {
     d.starts_with(".if") || d.starts_with(".else") || d == ".endif"
 }
 
-/// Most repetitions one `.rept`/`.irp` may unroll to.
-const MAX_UNROLL: u64 = 1 << 16;
-
-/// Evaluates a `.rept` count written with integer literals and `+ - * / % << >> ( )`.
-fn eval_count(e: &str) -> Option<i64> {
-    fn atom(t: &[u8], i: &mut usize) -> Option<i64> {
-        while *i < t.len() && t[*i].is_ascii_whitespace() {
-            *i += 1;
-        }
-        match t.get(*i)? {
-            b'(' => {
-                *i += 1;
-                let v = expr(t, i, 0)?;
-                while *i < t.len() && t[*i].is_ascii_whitespace() {
-                    *i += 1;
-                }
-                (t.get(*i) == Some(&b')')).then(|| *i += 1)?;
-                Some(v)
-            }
-            b'-' => {
-                *i += 1;
-                atom(t, i)?.checked_neg()
-            }
-            b'+' => {
-                *i += 1;
-                atom(t, i)
-            }
-            c if c.is_ascii_digit() => {
-                let s = *i;
-                while *i < t.len() && t[*i].is_ascii_alphanumeric() {
-                    *i += 1;
-                }
-                let lit = std::str::from_utf8(&t[s..*i]).ok()?.to_ascii_lowercase();
-                let lit = lit.trim_end_matches(['u', 'l']);
-                if let Some(h) = lit.strip_prefix("0x") {
-                    i64::from_str_radix(h, 16).ok()
-                } else if let Some(b) = lit.strip_prefix("0b") {
-                    i64::from_str_radix(b, 2).ok()
-                } else if lit.len() > 1 && lit.starts_with('0') {
-                    i64::from_str_radix(&lit[1..], 8).ok()
-                } else {
-                    lit.parse().ok()
-                }
-            }
-            _ => None,
-        }
-    }
-    fn expr(t: &[u8], i: &mut usize, min_prec: u8) -> Option<i64> {
-        let mut lhs = atom(t, i)?;
-        loop {
-            while *i < t.len() && t[*i].is_ascii_whitespace() {
-                *i += 1;
-            }
-            let rest = &t[*i..];
-            let (op, len, prec): (&str, usize, u8) = if rest.starts_with(b"<<") {
-                ("<<", 2, 1)
-            } else if rest.starts_with(b">>") {
-                (">>", 2, 1)
-            } else {
-                match rest.first() {
-                    Some(b'+') => ("+", 1, 2),
-                    Some(b'-') => ("-", 1, 2),
-                    Some(b'*') => ("*", 1, 3),
-                    Some(b'/') => ("/", 1, 3),
-                    Some(b'%') => ("%", 1, 3),
-                    _ => return Some(lhs),
-                }
-            };
-            if prec < min_prec {
-                return Some(lhs);
-            }
-            *i += len;
-            let rhs = expr(t, i, prec + 1)?;
-            lhs = match op {
-                "<<" => lhs.checked_shl(u32::try_from(rhs).ok()?)?,
-                ">>" => lhs.checked_shr(u32::try_from(rhs).ok()?)?,
-                "+" => lhs.checked_add(rhs)?,
-                "-" => lhs.checked_sub(rhs)?,
-                "*" => lhs.checked_mul(rhs)?,
-                "/" => lhs.checked_div(rhs)?,
-                _ => lhs.checked_rem(rhs)?,
-            };
-        }
-    }
-    let t = e.as_bytes();
-    let mut i = 0;
-    let v = expr(t, &mut i, 0)?;
-    t[i..].iter().all(u8::is_ascii_whitespace).then_some(v)
-}
-
-/// Unrolls `.rept N` (N a constant expression) and `.irp SYM, VALUES` blocks, innermost first,
-/// so that every statement of the result emits its bytes once and can carry a probe label.
-/// The unrolled statements go on the line of the `.rept`/`.irp` (joined with `;`), and the
-/// body's lines are left empty, so that every later line keeps its number (DWARF line info,
-/// `#` line markers). Input with `.macro` is left alone (refused later).
-fn unroll(src: &str) -> Result<String, PadError> {
-    let mut text = src.to_string();
-    loop {
-        let stmts = lex(&text);
-        let in_macro = macro_mask(&stmts);
-        // The first block outside macro definitions whose body has no nested block.
-        let mut open: Option<usize> = None;
-        let mut found = None;
-        for (k, s) in stmts.iter().enumerate() {
-            let Kind::Directive(d) = &s.kind else {
-                continue;
-            };
-            if in_macro[k] {
-                continue;
-            }
-            match d.as_str() {
-                ".rept" | ".irp" | ".irpc" => open = Some(k),
-                ".endr" => {
-                    let Some(o) = open else {
-                        return Err(PadError::Unsupported {
-                            line: s.line,
-                            what: ".endr without .rept".into(),
-                        });
-                    };
-                    found = Some((o, k));
-                    break;
-                }
-                _ => {}
-            }
-        }
-        let Some((o, e)) = found else {
-            return Ok(text);
-        };
-        let head = &stmts[o];
-        let Kind::Directive(d) = &head.kind else {
-            unreachable!()
-        };
-        let args = text[head.body + d.len()..head.end].trim().to_string();
-        let body: Vec<String> = stmts[o + 1..e]
-            .iter()
-            .filter(|s| s.end > s.start && !text[s.start..s.end].trim().is_empty())
-            .map(|s| text[s.start..s.end].trim().replace('\n', " "))
-            .collect();
-        let mut out: Vec<String> = Vec::new();
-        let unsupported = |what: String| PadError::Unsupported {
-            line: head.line,
-            what,
-        };
-        match d.as_str() {
-            ".rept" => {
-                let n = eval_count(&args).ok_or_else(|| {
-                    unsupported(format!(".rept count `{args}` is not a constant"))
-                })?;
-                let n = u64::try_from(n.max(0)).unwrap_or(0);
-                if n > MAX_UNROLL {
-                    return Err(unsupported(format!(".rept {n}: more than {MAX_UNROLL}")));
-                }
-                for _ in 0..n {
-                    out.extend(body.iter().cloned());
-                }
-            }
-            ".irp" => {
-                let (sym, values) = args
-                    .split_once([',', ' ', '\t'])
-                    .map_or((args.as_str(), ""), |(a, b)| (a.trim(), b.trim()));
-                if sym.is_empty() || !sym.bytes().all(is_ident_char) {
-                    return Err(unsupported(format!(".irp `{args}`")));
-                }
-                let values: Vec<&str> = values
-                    .split([',', ' ', '\t'])
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty())
-                    .collect();
-                let pat = format!("\\{sym}");
-                for v in if values.is_empty() { vec![""] } else { values } {
-                    for b in &body {
-                        out.push(b.replace(&pat, v).replace("\\()", ""));
-                    }
-                }
-            }
-            _ => return Err(unsupported(format!("directive {d}"))),
-        }
-        // The replacement: unrolled statements on the head's line, blank lines after.
-        let start = head.start;
-        let end = stmts[e].end;
-        let newlines = text[start..end].matches('\n').count();
-        let mut rep = out.join("; ");
-        rep.push_str(&"\n".repeat(newlines));
-        text.replace_range(start..end, &rep);
-    }
-}
-
-/// Pads `source` (GNU `as` syntax, x86-64).
+/// Pads `source` (GNU `as` syntax, x86-64); see [`pad_named`].
 pub fn pad(source: &str, opts: &Options) -> Result<Padded, PadError> {
+    pad_named(source, DEFAULT_NAME, opts)
+}
+
+/// Name given to an input without one (line markers, `-g` line tables of the check).
+const DEFAULT_NAME: &str = "afterburner-input.s";
+
+/// Pads `source`, whose file name as `as` would record it (`-g` line tables, line markers of
+/// unrolled blocks) is `name`. Macros, blocks and evaluable conditionals are expanded first
+/// ([`crate::gas_macro`]); when that changed the text, the expanded text (the probe) must
+/// assemble to the same object as `source` ([`crate::asm_equiv`]), or the input is refused.
+pub fn pad_named(source: &str, name: &str, opts: &Options) -> Result<Padded, PadError> {
     // docs/annotation-format.md: an object with `.afterburn_noannotate` is left unchanged, so
     // such input is assembled as it is (whatever else it holds: `.code32`, macros, ...).
     if selects_noannotate(source) {
         return Ok(Padded {
             text: source.to_string(),
             sites: Vec::new(),
+            expanded: false,
         });
     }
-    let unrolled = unroll(source)?;
-    let source = unrolled.as_str();
+    let original = source;
+    let expanded = crate::gas_macro::expand(source, name).map_err(|e| {
+        if e.invalid {
+            PadError::Invalid {
+                line: e.line,
+                what: e.what,
+            }
+        } else {
+            PadError::Unsupported {
+                line: e.line,
+                what: e.what,
+            }
+        }
+    })?;
+    // Lines below are lines of the expanded text; errors name the input's line that holds the
+    // same logical line (the invocation, or the body line of an unrolled block).
+    let remap = |e: PadError| match e {
+        PadError::Unsupported { line, what } if expanded.changed && line > 0 => {
+            PadError::Unsupported {
+                line: crate::gas_macro::original_line(original, &expanded.text, name, line),
+                what,
+            }
+        }
+        e => e,
+    };
+    pad_expanded(original, &expanded, name, opts).map_err(remap)
+}
+
+/// [`pad_named`] after the expansion.
+fn pad_expanded(
+    original: &str,
+    expanded: &crate::gas_macro::Expanded,
+    name: &str,
+    opts: &Options,
+) -> Result<Padded, PadError> {
+    let source = expanded.text.as_str();
     let stmts = lex(source);
     check_supported(source, &stmts)?;
 
-    // Probe.
-    let in_macro = macro_mask(&stmts);
+    // Probe: a label before every statement (not before conditional directives, which `as`
+    // only recognizes while skipping when they start the statement). A leading line marker
+    // names the input as `as` would, so that `-g` output does not depend on the temporary
+    // file's path (it does not move any line: the marker names line 1).
+    let marker = line_marker(name);
     let probe_text = splice(
         source,
-        stmts
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| !in_macro[*k])
-            .filter(|(_, s)| s.kind != Kind::Empty || s.body > s.start)
-            // `as` only recognizes a conditional directive while skipping when it starts the
-            // statement, so these get no label.
-            .filter(|(_, s)| !matches!(&s.kind, Kind::Directive(d) if is_conditional(d)))
-            .map(|(k, s)| (s.start, s.start, format!("{PROBE}{k}: ")))
+        std::iter::once((0, 0, marker.clone()))
+            .chain(
+                stmts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.kind != Kind::Empty || s.body > s.start)
+                    .filter(|(_, s)| !matches!(&s.kind, Kind::Directive(d) if is_conditional(d)))
+                    .map(|(k, s)| (s.start, s.start, format!("{PROBE}{k}: "))),
+            )
             .collect(),
     );
     let dir = std::env::temp_dir().join(format!("afb-pad-{}-{}", std::process::id(), unique()));
@@ -782,8 +643,32 @@ pub fn pad(source: &str, opts: &Options) -> Result<Padded, PadError> {
             what: e.to_string(),
         })
     });
+    // The expansion must not change what `as` makes of the input.
+    let checked = bytes.and_then(|b| {
+        if !expanded.changed {
+            return Ok(b);
+        }
+        let orig_o = dir.join("original.o");
+        opts.assembler
+            .assemble(&format!("{marker}{original}"), &orig_o)
+            .map_err(|e| PadError::Unsupported {
+                line: 0,
+                what: format!("the input alone does not assemble: {e}"),
+            })?;
+        let ob = std::fs::read(&orig_o).map_err(|e| PadError::Io {
+            path: orig_o.display().to_string(),
+            what: e.to_string(),
+        })?;
+        crate::asm_equiv::compare(&ob, &b, PROBE).map_err(|why| PadError::Unsupported {
+            line: 0,
+            what: format!(
+                "the macro expansion does not assemble like the input ({why}); please report it"
+            ),
+        })?;
+        Ok(b)
+    });
     let _ = std::fs::remove_dir_all(&dir);
-    let bytes = bytes?;
+    let bytes = checked?;
     let obj = Object::parse("probe object", &bytes).map_err(PadError::Probe)?;
 
     let mut info = ProbeInfo {
@@ -926,24 +811,37 @@ pub fn pad(source: &str, opts: &Options) -> Result<Padded, PadError> {
             });
         }
     }
-    let mut text = splice(source, edits);
-    if !padded_sites.is_empty() {
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str(&format!(
-            "\t{SECTION_DIRECTIVE}\n\t.balign {}\n\t.long {:#x}\n\t.byte 0, 0\n\t.short {:#x}\n\t.long {}\n\t.short {}, {}\n{records}\t.popsection\n",
-            annotations::SECTION_ALIGN,
-            annotations::MAGIC,
-            annotations::HEADER_KIND,
-            padded_sites.len(),
-            annotations::VERSION,
-            annotations::RECORD_SIZE,
-        ));
+    if noannotate {
+        // Opted out (docs/annotation-format.md): no padding, no records, no chunk.
+        return Ok(Padded {
+            text: original.to_string(),
+            sites: Vec::new(),
+            expanded: expanded.changed,
+        });
     }
+    // Nothing to pad: the input as it was (not its expansion), with an empty chunk, as
+    // `afterburner burn` writes one for every object it burns.
+    let mut text = if padded_sites.is_empty() {
+        original.to_string()
+    } else {
+        splice(source, edits)
+    };
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "\t{SECTION_DIRECTIVE}\n\t.balign {}\n\t.long {:#x}\n\t.byte 0, 0\n\t.short {:#x}\n\t.long {}\n\t.short {}, {}\n{records}\t.popsection\n",
+        annotations::SECTION_ALIGN,
+        annotations::MAGIC,
+        annotations::HEADER_KIND,
+        padded_sites.len(),
+        annotations::VERSION,
+        annotations::RECORD_SIZE,
+    ));
     Ok(Padded {
         text,
         sites: padded_sites,
+        expanded: expanded.changed,
     })
 }
 
@@ -997,20 +895,14 @@ mod tests {
     }
 
     #[test]
-    fn unroll_keeps_line_numbers_and_expands_nested_blocks() {
-        let src = "a\n.rept 2*(1+1)\n1: cli # c\n.irp r, ax bx\npush %r\\r\n.endr\n.endr\nb\n";
-        let got = unroll(src).unwrap();
-        assert_eq!(got.lines().count(), src.lines().count());
-        assert_eq!(got.lines().nth(7), Some("b"));
-        let line2 = got.lines().nth(1).unwrap();
-        assert_eq!(line2.matches("1: cli").count(), 4, "{line2}");
-        assert_eq!(line2.matches("push %rax").count(), 4, "{line2}");
-        assert_eq!(line2.matches("push %rbx").count(), 4, "{line2}");
-        assert!(matches!(
-            unroll(".rept foo\nnop\n.endr\n"),
-            Err(PadError::Unsupported { line: 1, .. })
-        ));
-        assert_eq!(eval_count("0x10 - (2 << 2) % 3"), Some(14));
+    fn refusals_after_expansion_name_the_input_line() {
+        let src = "\t.text\n.rept 2\n\tnop\n\tnop\n.endr\n\t.code32\n\tcli\n";
+        match pad(src, &Options::default()) {
+            Err(PadError::Unsupported { line, what }) => {
+                assert_eq!((line, what.as_str()), (6, "directive .code32"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -14,12 +14,15 @@
 //!   [`burn::burn_bytes`] and their path-level wrappers); [`report`]: their summaries.
 //! * [`error`]: errors that name file, section and offset.
 //! * [`verify`]: `afterburner verify`, the independent check of a burnt object.
-//! * [`asm_pad`]: the text-level padder of GNU `as` input; [`as_wrapper`]: `afterburner as`.
+//! * [`asm_pad`]: the text-level padder of GNU `as` input; [`as_wrapper`]: `afterburner as`;
+//!   [`gas_macro`]: its GNU `as` macro expander; [`asm_equiv`]: the check of an expansion.
 //! * [`sitediff`]: sites of two burnt objects compared by function and instruction.
 #![forbid(unsafe_code)]
 
 pub mod as_wrapper;
+pub mod asm_equiv;
 pub mod asm_pad;
+pub mod gas_macro;
 pub mod offset_map;
 pub mod sensitive;
 pub mod sitediff;

@@ -162,12 +162,12 @@ fn noannotate_input_is_assembled_as_is() {
 
 #[test]
 fn unsupported_input_warns_loudly_names_the_source_line_and_strict_refuses() {
-    let t = Tmp::new("macro");
+    let t = Tmp::new("code32");
     let bin = install(&t);
     let src = t.p("m.S");
     std::fs::write(
         &src,
-        "#define X 1\n.macro foo\n\tcli\n\tnop\n.endm\n\t.text\nf:\tfoo\n\tret\n",
+        "#define X 1\n\t.text\nf:\tcli\n\tret\n\n\t.code32\ng:\tcli\n",
     )
     .unwrap();
     gcc(None, &src, &t.p("plain.o"));
@@ -175,8 +175,8 @@ fn unsupported_input_warns_loudly_names_the_source_line_and_strict_refuses() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("afterburner as: WARNING: ")
-            && err.contains("m.S:7 ")
-            && err.contains("ends inside this statement"),
+            && err.contains("m.S:6 ")
+            && err.contains("directive .code32"),
         "{err}"
     );
     assert!(err.contains("UNPADDED"), "{err}");
@@ -190,6 +190,91 @@ fn unsupported_input_warns_loudly_names_the_source_line_and_strict_refuses() {
         .arg(t.p("strict.o")));
     assert!(!strict.status.success());
     assert!(String::from_utf8_lossy(&strict.stderr).contains("AFTERBURNER_AS_STRICT"));
+    // Outputs named by AFTERBURNER_AS_SKIP are plain `as` output, without a word.
+    let skip = run(Command::new("gcc")
+        .env("AFTERBURNER_AS_SKIP", "nothing/*:*/skipped.o")
+        .arg(format!("-B{}/", bin.display()))
+        .args(["-O2", "-g", "-ffreestanding", "-fno-pic", "-c"])
+        .arg(&src)
+        .arg("-o")
+        .arg(t.p("skipped.o")));
+    assert!(skip.status.success() && skip.stderr.is_empty(), "{skip:?}");
+    assert_eq!(text_bytes(&t.p("plain.o")), text_bytes(&t.p("skipped.o")));
+}
+
+/// `(file, line)` of every row of the line tables, in order, and the CU's names.
+fn line_rows(obj: &Path) -> (Vec<String>, Vec<String>) {
+    let out = ok(Command::new("readelf")
+        .arg("--debug-dump=decodedline,info")
+        .arg(obj));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows = text
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() >= 3 && w[1].parse::<u32>().is_ok() && w[2].starts_with("0x"))
+                .then(|| format!("{} {}", w[0], w[1]))
+        })
+        .collect();
+    let names = text
+        .lines()
+        .filter(|l| l.contains("DW_AT_name") || l.contains("DW_AT_comp_dir"))
+        .map(|l| l.split("): ").last().unwrap_or(l).trim().to_string())
+        .collect();
+    (rows, names)
+}
+
+#[test]
+fn dwarf_of_s_files_names_the_source_as_plain_as_does() {
+    let t = Tmp::new("dwarf");
+    let bin = install(&t);
+    let src = t.p("d.S");
+    std::fs::write(
+        &src,
+        concat!(
+            "#include \"d.h\"\n",
+            ".macro OFF\n\tcli\n.endm\n",
+            "\t.text\n\t.globl f\n\t.type f, @function\nf:\tnop\n",
+            "\tOFF\n",
+            "\t.rept 2\n\tout %al, $0x80\n\tnop\n\t.endr\n",
+            "\tret\n\t.size f, .-f\n",
+        ),
+    )
+    .unwrap();
+    std::fs::write(t.p("d.h"), "#define X 1\n").unwrap();
+    // Without sites: plain as's object plus an empty chunk (as `afterburner burn` writes).
+    let quiet = t.p("q.S");
+    std::fs::write(&quiet, "\t.text\n.macro N\n\tnop\n.endm\nf:\tN\n\tN\n\tret\n").unwrap();
+    gcc(None, &quiet, &t.p("q-plain.o"));
+    gcc(Some(&bin), &quiet, &t.p("q-wrapped.o"));
+    assert_eq!(text_bytes(&t.p("q-plain.o")), text_bytes(&t.p("q-wrapped.o")));
+    assert_eq!(line_rows(&t.p("q-plain.o")), line_rows(&t.p("q-wrapped.o")));
+    let sections = ok(Command::new("readelf").arg("-SW").arg(t.p("q-wrapped.o")));
+    let sections = String::from_utf8_lossy(&sections.stdout);
+    let chunk = sections
+        .lines()
+        .find(|l| l.contains(" .afterburn "))
+        .unwrap_or_else(|| panic!("no .afterburn:\n{sections}"));
+    // [Nr] Name Type Address Off Size ...: one 16-byte header, no records.
+    let fields = chunk.split(']').nth(1).unwrap_or_default();
+    assert_eq!(fields.split_whitespace().nth(4), Some("000010"), "{chunk}");
+    // With sites: the same rows (file, line) and the same CU names.
+    gcc(None, &src, &t.p("plain.o"));
+    let out = gcc(Some(&bin), &src, &t.p("wrapped.o"));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(has_section(&t.p("wrapped.o"), ".afterburn"));
+    let (pr, pn) = line_rows(&t.p("plain.o"));
+    let (wr, wn) = line_rows(&t.p("wrapped.o"));
+    assert!(pr.len() >= 5, "{pr:?}");
+    assert_eq!(pr, wr);
+    assert_eq!(pn, wn);
+    assert!(!wn.iter().any(|n| n.contains("afterburner-as")), "{wn:?}");
+    // C with inline assembly (gcc's `# 0 "" 2` markers after each asm block): the same too.
+    let c = t.p("c.c");
+    std::fs::write(&c, C_SOURCE).unwrap();
+    gcc(None, &c, &t.p("c-plain.o"));
+    gcc(Some(&bin), &c, &t.p("c-wrapped.o"));
+    assert_eq!(line_rows(&t.p("c-plain.o")), line_rows(&t.p("c-wrapped.o")));
 }
 
 #[test]
@@ -244,9 +329,18 @@ fn macros_rept_and_irp_are_padded_and_match_burn() {
         concat!(
             ".macro IRQ_OFF\n\tcli\n.endm\n",
             ".macro TABLE n\n\t.pushsection .rodata\n\t.long \\n\n\t.popsection\n.endm\n",
+            // A site in the middle of an expansion, one in .altinstr_replacement, \\@ labels,
+            // a conditional on an argument (Linux's ALTERNATIVE and entry macros in small).
+            ".macro ALT old, new\n740:\n\t\\old\n741:\n",
+            "\t.skip -(((744f-743f)-(741b-740b)) > 0) * ((744f-743f)-(741b-740b)),0x90\n742:\n",
+            "\t.pushsection .altinstructions,\"a\"\n\t.long 740b - ., 743f - .\n\t.4byte 0\n",
+            "\t.byte 742b-740b, 744f-743f\n\t.popsection\n",
+            "\t.pushsection .altinstr_replacement,\"ax\"\n743:\n\t\\new\n744:\n\t.popsection\n.endm\n",
+            ".macro SAVE swap=1\n.Lsave_\\@:\n.if \\swap\n\tswapgs\n.endif\n\tpush %rax\n\tALT \"\", \"stac\"\n\tpop %rax\n.endm\n",
             "\t.text\n\t.globl f\n\t.type f, @function\nf:\tIRQ_OFF\n\tTABLE 3\n",
             "\t.rept 3\n\tout %al, $0x80\n\t.endr\n",
             "\t.irp r, ax, bx\n\tpush %r\\r\n\t.endr\n",
+            "\tSAVE\n\tSAVE swap=0\n",
             "\tret\n\t.size f, .-f\n",
         ),
     )
@@ -268,5 +362,11 @@ fn macros_rept_and_irp_are_padded_and_match_burn() {
         .arg(t.p("burnt.o"))
         .arg(t.p("wrapped.o")));
     let text = String::from_utf8_lossy(&d.stdout);
-    assert!(text.contains("4 sites agree, 0 disagree"), "{text}");
+    // cli, 3 x out, swapgs, 2 x stac (in .altinstr_replacement)
+    assert!(text.contains("7 sites agree, 0 disagree"), "{text}");
+    let v = ok(Command::new(AB)
+        .args(["verify", "--realign"])
+        .arg(t.p("native.o"))
+        .arg(t.p("wrapped.o")));
+    assert!(String::from_utf8_lossy(&v.stdout).contains("verify: OK"));
 }

@@ -26,6 +26,14 @@ fn objects(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+fn has_afterburn(obj: &Path) -> bool {
+    let out = Command::new("readelf").arg("-SW").arg(obj).output().unwrap();
+    assert!(out.status.success(), "readelf -SW {}", obj.display());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .any(|w| w == ".afterburn")
+}
+
 fn boot(kernel: &Path) -> (Option<i32>, Vec<String>, String) {
     let run = run_with_timeout(qemu_command(kernel), TIMEOUT)
         .unwrap_or_else(|| panic!("{}: no exit after {TIMEOUT:?} under QEMU", kernel.display()));
@@ -89,6 +97,15 @@ fn object_burner_and_assembler_wrapper_agree_on_the_example_kernels() {
                 .collect::<Vec<_>>()
         );
         for (oa, ob) in burnt_objs.iter().zip(&wrapped_objs) {
+            // Both front ends write a chunk for every object they process, even without sites.
+            assert_eq!(
+                has_afterburn(oa),
+                has_afterburn(ob),
+                "{}: .afterburn in only one of {} and {}",
+                ka.name,
+                oa.display(),
+                ob.display()
+            );
             let d = afterburner::sitediff::diff_files(oa, ob)
                 .unwrap_or_else(|e| panic!("site-diff {} {}: {e}", oa.display(), ob.display()));
             agree += d.same;
