@@ -85,13 +85,13 @@ fn the_verifier_rejects_malformed_inputs_with_a_place() {
 /// Malformed inputs the burner once accepted, and the place its error must name (the section
 /// and the offset inside it, or the file offset of the section header at fault; readelf shows
 /// the same fields). All but the last four are broken ELF structure, which `scan` refuses too.
-const BURNER_CASES: [(&str, &str); 10] = [
+const BURNER_CASES: [(&str, &str); 11] = [
     // .rela.data entry 23 (at 0x228) patches .data+0x2000138, past the section's end
     (
         "reloc-outside-section.o",
         "section .rela.data offset 0x228:",
     ),
-    // the null symbol has st_shndx 256 (there are 43 sections)
+    // the null symbol has st_shndx 256 (there are 43 sections) and a value
     ("symbol-in-missing-section.o", "section .symtab offset 0x0:"),
     // the .text section symbol (entry 2) has value 0xf900000000
     ("section-symbol-value.o", "section .symtab offset 0x30:"),
@@ -111,6 +111,12 @@ const BURNER_CASES: [(&str, &str); 10] = [
         "relocated-string-table.o",
         "section .rela__patchable_function_entries offset 0x0: malformed ELF: relocations apply \
          to __patchable_function_entries, which is a symbol or string table",
+    ),
+    // .strtab starts with `#`, not NUL: the null symbol is named `#`
+    (
+        "strtab-without-nul.o",
+        "section .symtab offset 0x0: malformed ELF: the null symbol (index 0) is not all zeros \
+         with an empty name (name `#`",
     ),
     // `list_sort` in .text is an STT_OBJECT: data in code
     (
