@@ -2,7 +2,8 @@
 //!
 //! * `verifier-*.o`: mutated objects the burner handles but the verifier once misjudged; the
 //!   burnt result must verify.
-//! * `table-entry-global-symbol.o`: an object the burner once burnt wrongly; it must verify.
+//! * `table-entry-global-symbol.o`, `alt-region-with-widened-branch.o`: objects the burner once
+//!   burnt wrongly; they must verify.
 //! * the others: malformed objects the burner once accepted (or choked on); it must now refuse
 //!   each with an error naming the place, through the library and the CLI (exit status 2,
 //!   nothing written).
@@ -55,14 +56,19 @@ fn verifier_regressions_burn_and_verify() {
 
 #[test]
 fn burner_regressions_burn_and_verify() {
-    // PIC jump-table entries against a global symbol: read as `S + A` by both sides
-    let name = "table-entry-global-symbol.o";
-    let data = std::fs::read(input(name)).unwrap();
-    assert!(
-        burn_bytes(&data, &Options::default()).is_ok(),
-        "{name}: the burner accepts it"
-    );
-    check(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for name in [
+        // PIC jump-table entries against a global symbol: read as `S + A` by both sides
+        "table-entry-global-symbol.o",
+        // an alternative region whose branch widens: grown by the shortfall, not more
+        "alt-region-with-widened-branch.o",
+    ] {
+        let data = std::fs::read(input(name)).unwrap();
+        assert!(
+            burn_bytes(&data, &Options::default()).is_ok(),
+            "{name}: the burner accepts it"
+        );
+        check(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
 }
 
 #[test]
