@@ -495,6 +495,23 @@ impl<'a> Object<'a> {
                         )),
                     ));
                 }
+                // A TLS offset (R_X86_64_DTPOFF32/64, TPOFF32/64) is carried unchanged: its
+                // symbol must lie in a TLS section (SHF_TLS), which never moves, not in code.
+                let tls_offset = matches!(r.r_type(endian, false).0, 17 | 18 | 21 | 23);
+                let sym_section = symbols.get(sym as usize).and_then(|s| s.section);
+                if let (true, Some(t)) = (tls_offset, sym_section) {
+                    if sections[t].flags & elf::SHF_TLS.0 == 0 {
+                        return Err(Error::at(
+                            &name,
+                            (k * 24) as u64,
+                            ErrorKind::Malformed(format!(
+                                "TLS relocation {} against a symbol in {}, which is not a TLS section",
+                                reloc_name(r.r_type(endian, false).0),
+                                sections[t].name
+                            )),
+                        ));
+                    }
+                }
             }
             relocs[target] = Relocs { raw: rels };
         }

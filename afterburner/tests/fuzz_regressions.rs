@@ -91,7 +91,7 @@ fn the_verifier_rejects_malformed_inputs_with_a_place() {
 /// Malformed inputs the burner once accepted, and the place its error must name (the section
 /// and the offset inside it, or the file offset of the section header at fault; readelf shows
 /// the same fields). All but the last four are broken ELF structure, which `scan` refuses too.
-const BURNER_CASES: [(&str, &str); 11] = [
+const BURNER_CASES: [(&str, &str); 12] = [
     // .rela.data entry 23 (at 0x228) patches .data+0x2000138, past the section's end
     (
         "reloc-outside-section.o",
@@ -123,6 +123,12 @@ const BURNER_CASES: [(&str, &str); 11] = [
         "strtab-without-nul.o",
         "section .symtab offset 0x0: malformed ELF: the null symbol (index 0) is not all zeros \
          with an empty name (name `#`",
+    ),
+    // an R_X86_64_TPOFF64 against .altinstr_replacement
+    (
+        "tls-offset-into-code.o",
+        "section .rela.altinstructions offset 0xa8: malformed ELF: TLS relocation \
+         R_X86_64_TPOFF64 against a symbol in .altinstr_replacement",
     ),
     // `list_sort` in .text is an STT_OBJECT: data in code
     (
