@@ -90,8 +90,8 @@ fn the_verifier_rejects_malformed_inputs_with_a_place() {
 
 /// Malformed inputs the burner once accepted, and the place its error must name (the section
 /// and the offset inside it, or the file offset of the section header at fault; readelf shows
-/// the same fields). All but the last four are broken ELF structure, which `scan` refuses too.
-const BURNER_CASES: [(&str, &str); 12] = [
+/// the same fields). All but [`BURN_ONLY`] are broken ELF structure, which `scan` refuses too.
+const BURNER_CASES: [(&str, &str); 13] = [
     // .rela.data entry 23 (at 0x228) patches .data+0x2000138, past the section's end
     (
         "reloc-outside-section.o",
@@ -135,6 +135,12 @@ const BURNER_CASES: [(&str, &str); 12] = [
         "object-symbol-in-code.o",
         "section .text offset 0x71: impossible layout: data object `list_sort`",
     ),
+    // .altinstructions entry 9 has no relocation for repl_offset
+    (
+        "alt-entry-without-replacement.o",
+        "section .altinstructions offset 0x7e: malformed ELF: alt_instr without a relocation for \
+         repl_offset",
+    ),
     // .altinstructions entry 4: its original region .text+0x51..0x54 ends inside an instruction
     (
         "alt-region-inside-instruction.o",
@@ -151,6 +157,16 @@ const BURNER_CASES: [(&str, &str); 12] = [
         "alt-replacement-longer.o",
         "section .altinstructions offset 0x0: malformed ELF: replacementlen 7 exceeds instrlen 3",
     ),
+];
+
+/// The cases of [`BURNER_CASES`] that break a rule of the layout, not of ELF: `scan` accepts
+/// them.
+const BURN_ONLY: [&str; 5] = [
+    "object-symbol-in-code.o",
+    "alt-entry-without-replacement.o",
+    "alt-region-inside-instruction.o",
+    "alt-region-starts-inside-instruction.o",
+    "alt-replacement-longer.o",
 ];
 
 #[test]
@@ -188,7 +204,7 @@ fn every_regression_is_refused_or_burns_into_an_object_that_verifies() {
 #[test]
 fn the_cli_refuses_malformed_regressions_with_exit_2_and_the_place() {
     let w = common::Work::new();
-    for (k, (name, place)) in BURNER_CASES.into_iter().enumerate() {
+    for (name, place) in BURNER_CASES {
         let p = input(name);
         let out = w.path("out.o");
         let r = common::afterburner()
@@ -212,7 +228,7 @@ fn the_cli_refuses_malformed_regressions_with_exit_2_and_the_place() {
             .collect();
         assert!(left.is_empty(), "{name}: files left behind: {left:?}");
 
-        if k >= BURNER_CASES.len() - 4 {
+        if BURN_ONLY.contains(&name) {
             continue; // layout rules: scan does not lay code out
         }
         let r = common::afterburner().arg("scan").arg(&p).output().unwrap();
