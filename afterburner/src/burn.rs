@@ -386,6 +386,12 @@ impl<'o, 'a> Burner<'o, 'a> {
         self.plans = plans?;
         for _round in 0..32 {
             let mut replan = BTreeSet::new();
+            // The growth each original region end needs: the largest shortfall of the
+            // replacements of the regions ending there, measured without that growth. It is
+            // recomputed every round (not accumulated), so that a region that grew on its own
+            // meanwhile (a branch in it widened) or that shares its end with another entry
+            // (ALTERNATIVE_2) gets exactly the padding the verifier expects, not more.
+            let mut need: BTreeMap<(usize, u64), u64> = BTreeMap::new();
             let alts = std::mem::take(&mut self.alts);
             for a in &alts {
                 let ko = self.pos_of[a.orig.section].ok_or_else(|| Error::internal("alt orig"))?;
@@ -428,15 +434,26 @@ impl<'o, 'a> Burner<'o, 'a> {
                         ErrorKind::Layout(format!("alternative lengths {ol}/{rl} no longer fit instrlen/replacementlen (u8)")),
                     ));
                 }
-                if rl > ol {
-                    let end = a.orig.offset + u64::from(a.orig_len);
-                    *self.extra[ko].entry(end).or_default() += rl - ol;
-                    self.report.alt_region_padding += rl - ol;
+                let end = a.orig.offset + u64::from(a.orig_len);
+                let grown = self.extra[ko].get(&end).copied().unwrap_or(0);
+                let want = rl.saturating_sub(ol.saturating_sub(grown));
+                let n = need.entry((ko, end)).or_default();
+                *n = (*n).max(want);
+            }
+            self.alts = alts;
+            for ((ko, end), want) in need {
+                let grown = self.extra[ko].get(&end).copied().unwrap_or(0);
+                if want != grown {
+                    if want == 0 {
+                        self.extra[ko].remove(&end);
+                    } else {
+                        self.extra[ko].insert(end, want);
+                    }
                     replan.insert(ko);
                 }
             }
-            self.alts = alts;
             if replan.is_empty() {
+                self.report.alt_region_padding = self.extra.iter().flat_map(|e| e.values()).sum();
                 return Ok(());
             }
             let new: Result<Vec<(usize, SectionPlan)>> = replan

@@ -317,20 +317,33 @@ impl<'a> Object<'a> {
                 )
             })?;
             let section = if i == 0 {
-                // The null symbol defines nothing; the writer rewrites it as zeros (other stray
-                // bits are harmless), but a section index there would claim a definition.
-                let shndx = sym.st_shndx(endian).0;
-                if shndx != 0 {
+                // The null symbol is all zeros, with an empty name, in every object a compiler,
+                // assembler or linker writes, and the writer rewrites it so: a name (also one
+                // read from a string table that does not start with NUL), a section index or
+                // any other field there would silently change (the verifier compares names).
+                let raw = (
+                    sym.st_name(endian),
+                    sym.st_info().0,
+                    sym.st_other().0,
+                    sym.st_shndx(endian).0,
+                    sym.st_value(endian),
+                    sym.st_size(endian),
+                );
+                if raw != (0, 0, 0, 0, 0, 0) || !name.is_empty() {
+                    let shndx = raw.3;
                     return Err(Error::at(
                         ".symtab",
                         at,
                         ErrorKind::Malformed(format!(
-                            "the null symbol (index 0) has section index {shndx} (expected 0){}",
+                            "the null symbol (index 0) is not all zeros with an empty name \
+                             (name `{}`, section index {shndx}{}, value {:#x})",
+                            String::from_utf8_lossy(name),
                             if usize::from(shndx) >= sections.len() {
                                 ", a section which does not exist"
                             } else {
                                 ""
-                            }
+                            },
+                            raw.4
                         )),
                     ));
                 }
@@ -481,6 +494,23 @@ impl<'a> Object<'a> {
                             "relocation names symbol {sym} past the symbol table"
                         )),
                     ));
+                }
+                // A TLS offset (R_X86_64_DTPOFF32/64, TPOFF32/64) is carried unchanged: its
+                // symbol must lie in a TLS section (SHF_TLS), which never moves, not in code.
+                let tls_offset = matches!(r.r_type(endian, false).0, 17 | 18 | 21 | 23);
+                let sym_section = symbols.get(sym as usize).and_then(|s| s.section);
+                if let (true, Some(t)) = (tls_offset, sym_section) {
+                    if sections[t].flags & elf::SHF_TLS.0 == 0 {
+                        return Err(Error::at(
+                            &name,
+                            (k * 24) as u64,
+                            ErrorKind::Malformed(format!(
+                                "TLS relocation {} against a symbol in {}, which is not a TLS section",
+                                reloc_name(r.r_type(endian, false).0),
+                                sections[t].name
+                            )),
+                        ));
+                    }
                 }
             }
             relocs[target] = Relocs { raw: rels };

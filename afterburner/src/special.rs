@@ -161,7 +161,7 @@ pub struct AltEntry {
     pub orig: Loc,
     /// `instrlen`.
     pub orig_len: u8,
-    /// Replacement (`None` when the replacement is empty and has no relocation).
+    /// Replacement (always present: an entry without its relocation is refused).
     pub repl: Option<Loc>,
     /// `replacementlen`.
     pub repl_len: u8,
@@ -275,9 +275,10 @@ pub fn read_alternatives(obj: &Object<'_>, index: usize) -> Result<Vec<AltEntry>
             )
         })?;
         let o = resolve(obj, name, ro)?;
+        // The assembler writes `.long 144f - .` even for an empty replacement, so every
+        // entry has both relocations (the verifier recognises the table only then).
         let r = match rels.at(base + repl as u64) {
             Some(rr) => Some(resolve(obj, name, rr)?),
-            None if rl == 0 => None,
             None => {
                 return Err(Error::at(
                     name,
