@@ -104,7 +104,7 @@ fn plan(obj: &Object<'_>, opts: &Options) -> Result<Planned> {
 /// over it). `input` may equal `output` (in place). On error nothing is written.
 pub fn burn_file(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
     use std::io::Write;
-    let data = std::fs::read(input).map_err(|e| Error::from(e).with_file(input))?;
+    let data = InputBytes::load(input).map_err(|e| Error::from(e).with_file(input))?;
     let obj = Object::parse(&data).map_err(|e| e.with_file(input))?;
     let planned = plan(&obj, opts).map_err(|e| e.with_file(input))?;
     if let Planned::Unchanged(report) = &planned {
@@ -134,6 +134,46 @@ pub fn burn_file(input: &Path, output: &Path, opts: &Options) -> Result<Report> 
     };
     finish(tmp, output, input)?;
     Ok(report)
+}
+
+/// The bytes of an input file: mapped (no copy) when it is a regular non-empty file, read
+/// otherwise.
+enum InputBytes {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl InputBytes {
+    fn load(path: &Path) -> std::io::Result<Self> {
+        let file = std::fs::File::open(path)?;
+        let meta = file.metadata()?;
+        if meta.is_file() && meta.len() > 0 {
+            // SAFETY: the mapping is private and read-only, and it lives (in this value) only
+            // while the input is parsed and the output written. Its bytes are shared with the
+            // file, so they are valid for as long as no one else truncates or writes the file
+            // meanwhile; like `ld` and objtool, the burner assumes its input does not change
+            // while it runs (the output goes to a temporary file renamed only on success, so
+            // burning in place is safe: the old inode stays mapped).
+            #[allow(unsafe_code)]
+            let mapped = unsafe { memmap2::MmapOptions::new().map(&file) };
+            if let Ok(m) = mapped {
+                return Ok(InputBytes::Mapped(m));
+            }
+        }
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut &file, &mut data)?;
+        Ok(InputBytes::Read(data))
+    }
+}
+
+impl std::ops::Deref for InputBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            InputBytes::Mapped(m) => m,
+            InputBytes::Read(v) => v,
+        }
+    }
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
