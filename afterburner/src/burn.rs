@@ -884,3 +884,114 @@ impl<'o, 'a> Burner<'o, 'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// Burns `path` with the streaming writer and with `object`'s ELF builder (which wrote the
+    /// files before); `None` when the object comes back unchanged.
+    fn both_writers(path: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
+        let data = std::fs::read(path).unwrap();
+        let obj = Object::parse(&data).unwrap();
+        match plan(&obj, &Options::new()).unwrap() {
+            Planned::Unchanged(_) => None,
+            Planned::Edits(edits, _) => Some((
+                crate::elf::write(&obj, edits.clone()).unwrap(),
+                crate::elf::write_with_builder(&obj, edits).unwrap(),
+            )),
+        }
+    }
+
+    fn gcc(args: &[&std::ffi::OsStr]) {
+        let out = Command::new("gcc")
+            .args(args)
+            .output()
+            .expect("gcc is required");
+        assert!(
+            out.status.success(),
+            "gcc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn writer_lays_files_out_as_the_object_builder() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("t.c");
+        // DWARF, .bss, .rodata, a COMDAT group (SHT_GROUP: its signature symbol is renumbered
+        // when section symbols are added), sensitive instructions in several sections.
+        std::fs::write(
+            &c,
+            r#"
+            int counter; static int table[64] = {1, 2, 3};
+            __attribute__((section(".text.irq"))) void irq_off(void) { asm volatile("cli"); }
+            void irq_on(void) { asm volatile("sti"); counter++; }
+            int pick(int i) { switch (i) { case 0: return table[1]; case 1: return counter;
+                case 2: return 7; case 3: asm volatile("hlt"); return 9; default: return i; } }
+            asm(".section .text.grp,\"axG\",@progbits,grp_sig,comdat\n"
+                ".globl grp_sig\ngrp_sig: pushf\n cli\n popf\n ret\n.previous\n");
+            "#,
+        )
+        .unwrap();
+        let mut objects = Vec::new();
+        for (name, flags) in [
+            ("o2.o", &["-O2", "-g"][..]),
+            ("fs.o", &["-O1", "-gdwarf-4", "-ffunction-sections"]),
+        ] {
+            let o = dir.path().join(name);
+            let mut args: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_ref()).collect();
+            args.extend(["-c".as_ref(), c.as_os_str(), "-o".as_ref(), o.as_os_str()]);
+            gcc(&args);
+            objects.push(o);
+        }
+        let inputs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/inputs");
+        for s in ["layout.S", "special.S"] {
+            let o = dir.path().join(s).with_extension("o");
+            gcc(&[
+                "-c".as_ref(),
+                inputs.join(s).as_os_str(),
+                "-o".as_ref(),
+                o.as_os_str(),
+            ]);
+            objects.push(o);
+        }
+        // Kernel objects when the Linux corpus is there (docs/linux-corpus.md).
+        let tree = std::env::var_os("HOME")
+            .map(|h| Path::new(&h).join(".cache/afterburn/linux-6.12/build-dwarf"))
+            .filter(|t| t.is_dir());
+        match &tree {
+            Some(t) => objects.extend(
+                [
+                    "kernel/sched/core.o",
+                    "arch/x86/kernel/process.o",
+                    "mm/memory.o",
+                    "lib/once.o",
+                ]
+                .iter()
+                .map(|o| t.join(o))
+                .filter(|o| o.is_file()),
+            ),
+            None => {
+                eprintln!("SKIPPED: kernel objects (no ~/.cache/afterburn/linux-6.12/build-dwarf)")
+            }
+        }
+        let mut compared = 0;
+        for o in &objects {
+            let Some((new, old)) = both_writers(o) else {
+                continue;
+            };
+            let first = new.iter().zip(&old).position(|(a, b)| a != b);
+            assert!(
+                new == old,
+                "{}: writer output differs from the builder's (sizes {} / {}, first at {first:?})",
+                o.display(),
+                new.len(),
+                old.len()
+            );
+            compared += 1;
+        }
+        assert!(compared >= 4, "only {compared} objects were burnt");
+    }
+}
