@@ -63,10 +63,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use object::read::elf::ElfFile64;
-use object::{
-    Endianness, Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget,
-    SectionFlags,
-};
+use object::{Endianness, Object, ObjectSection, ObjectSymbol, SectionFlags};
 
 use crate::offset_map::OffsetMap;
 
@@ -284,6 +281,34 @@ impl Input<'_> {
             .map(|i| &self.relocs[i])
     }
 
+    /// [`Self::reloc_at`] for offsets visited mostly in increasing order: `hint` is the index
+    /// of the first relocation after the previous lookup, and is updated.
+    fn reloc_at_from(&self, off: u64, hint: &std::cell::Cell<usize>) -> Option<&Rel> {
+        let i = self.first_at_or_after(off, hint.get());
+        hint.set(i);
+        self.relocs.get(i).filter(|r| r.offset == off)
+    }
+
+    /// Index of the first relocation at or after `off`, starting the search at `hint` when
+    /// it is close.
+    fn first_at_or_after(&self, off: u64, hint: usize) -> usize {
+        let r = &self.relocs;
+        let ok = |i: usize| i <= r.len() && (i == 0 || r[i - 1].offset < off);
+        if ok(hint) {
+            // Forward from the hint (a few steps), else search the rest.
+            let mut i = hint;
+            for _ in 0..8 {
+                if i == r.len() || r[i].offset >= off {
+                    return i;
+                }
+                i += 1;
+            }
+            i + r[i..].partition_point(|x| x.offset < off)
+        } else {
+            r.partition_point(|x| x.offset < off)
+        }
+    }
+
     /// Index range of the relocations with offsets in `[a, b)`.
     fn reloc_range(&self, a: u64, b: u64) -> std::ops::Range<usize> {
         let lo = self.relocs.partition_point(|r| r.offset < a);
@@ -317,6 +342,83 @@ struct Ctx<'d> {
     targeted: std::collections::BTreeSet<usize>,
 }
 
+/// The entries of one relocation section, read in place.
+struct RawRelocs<'d> {
+    data: &'d [u8],
+    /// `SHT_REL` (16-byte entries, implicit addends) rather than `SHT_RELA` (24 bytes).
+    rel: bool,
+}
+
+impl<'d> RawRelocs<'d> {
+    fn entry_size(&self) -> usize {
+        if self.rel {
+            16
+        } else {
+            24
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.data.len() / self.entry_size()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Rel> + 'd {
+        let rel = self.rel;
+        self.data.chunks_exact(self.entry_size()).map(move |e| {
+            let word = |i: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&e[i * 8..i * 8 + 8]);
+                u64::from_le_bytes(b)
+            };
+            let info = word(1);
+            Rel {
+                offset: word(0),
+                symbol: (info >> 32) as u32,
+                r_type: (info & 0xffff_ffff) as u32,
+                addend: if rel { 0 } else { word(2) as i64 },
+            }
+        })
+    }
+}
+
+/// The relocation sections of each section (by index), as `object` chains them: `SHT_REL` /
+/// `SHT_RELA` sections that use the symbol table and name a section in `sh_info`, in index
+/// order. Sections whose entries cannot be read are skipped (as `object` does).
+fn relocation_chains<'d>(file: &ElfFile64<'d, Endianness>) -> Result<Vec<Vec<RawRelocs<'d>>>> {
+    use object::read::elf::SectionHeader as _;
+    let endian = Endianness::Little;
+    let table = file.elf_section_table();
+    let symtab = file.elf_symbol_table().section();
+    let mut chains: Vec<Vec<RawRelocs<'d>>> = (0..table.len()).map(|_| Vec::new()).collect();
+    for (i, sh) in table.iter().enumerate() {
+        let sh_type = sh.sh_type(endian);
+        if sh_type == object::elf::SHT_CREL && sh.link(endian) == symtab {
+            return Err(DwarfError::new(
+                &format!("section {i}"),
+                0,
+                "CREL relocations are not supported",
+            ));
+        }
+        let rel = match sh_type {
+            object::elf::SHT_REL => true,
+            object::elf::SHT_RELA => false,
+            _ => continue,
+        };
+        let target = sh.info_link(endian).0;
+        if sh.link(endian) != symtab || target == 0 || target >= table.len() {
+            continue;
+        }
+        let Ok(data) = sh.data(endian, file.data()) else {
+            continue;
+        };
+        if data.len() % if rel { 16 } else { 24 } != 0 {
+            continue;
+        }
+        chains[target].push(RawRelocs { data, rel });
+    }
+    Ok(chains)
+}
+
 /// Byte size of the field a relocation of type `r_type` patches (x86-64).
 fn reloc_size(r_type: u32) -> Option<u64> {
     match r_type {
@@ -348,18 +450,19 @@ impl<'d> Ctx<'d> {
                 value: s.address(),
             });
         }
+        let chains = relocation_chains(file)?;
         let mut names = BTreeMap::new();
         let mut inputs = BTreeMap::new();
         let mut targeted = std::collections::BTreeSet::new();
         for sec in file.sections() {
             let index = sec.index().0;
-            for (_, r) in sec.relocations() {
-                if let RelocationTarget::Symbol(sym) = r.target() {
+            for raw in chains.get(index).into_iter().flatten() {
+                for r in raw.iter() {
                     if let Some(Some(Sym {
                         section: Some(t), ..
-                    })) = syms.get(sym.0)
+                    })) = syms.get(r.symbol as usize)
                     {
-                        if *t != index {
+                        if r.symbol != 0 && *t != index {
                             targeted.insert(*t);
                         }
                     }
@@ -395,24 +498,27 @@ impl<'d> Ctx<'d> {
                 .data()
                 .map_err(|e| DwarfError::new(&name, 0, format!("cannot read data: {e}")))?;
             let mut relocs = Vec::new();
-            for (offset, r) in sec.relocations() {
-                let err = |m: &str| DwarfError::new(&name, offset, m);
-                if r.has_implicit_addend() {
-                    return Err(err("REL relocations (implicit addends) are not supported"));
+            for raw in chains.get(index).into_iter().flatten() {
+                if raw.rel {
+                    if let Some(r) = raw.iter().next() {
+                        return Err(DwarfError::new(
+                            &name,
+                            r.offset,
+                            "REL relocations (implicit addends) are not supported",
+                        ));
+                    }
                 }
-                let RelocationTarget::Symbol(sym) = r.target() else {
-                    return Err(err("relocation without a symbol"));
-                };
-                let RelocationFlags::Elf { r_type } = r.flags() else {
-                    return Err(err("not an ELF relocation"));
-                };
-                let symbol = u32::try_from(sym.0).map_err(|_| err("symbol index out of range"))?;
-                relocs.push(Rel {
-                    offset,
-                    symbol,
-                    r_type: r_type.0,
-                    addend: r.addend(),
-                });
+                relocs.reserve(raw.len());
+                for r in raw.iter() {
+                    if r.symbol == 0 {
+                        return Err(DwarfError::new(
+                            &name,
+                            r.offset,
+                            "relocation without a symbol",
+                        ));
+                    }
+                    relocs.push(r);
+                }
             }
             relocs.sort_by_key(|r| r.offset);
             if let Some(w) = relocs.windows(2).find(|w| w[0].offset == w[1].offset) {
@@ -577,8 +683,12 @@ struct Out {
     relocs: Vec<NewReloc>,
     /// `(original offset, new offset)` of each record start, in increasing order.
     sync: Vec<(u64, u64)>,
-    /// Which input relocations were carried or rewritten.
+    /// Index of the first input relocation this output covers (see `consumed`).
+    first: usize,
+    /// Which input relocations from `first` on were carried or rewritten.
     consumed: Vec<bool>,
+    /// Index of the first input relocation after the last copy (a search hint).
+    hint: usize,
 }
 
 impl Out {
@@ -587,7 +697,22 @@ impl Out {
             data: Vec::with_capacity(inp.data.len() + inp.data.len() / 8),
             relocs: Vec::new(),
             sync: Vec::new(),
+            first: 0,
             consumed: vec![false; inp.relocs.len()],
+            hint: 0,
+        }
+    }
+
+    /// An output for original bytes `[a, b)` only (appended to the section's output later).
+    fn for_range(inp: &Input<'_>, a: usize, b: usize) -> Self {
+        let r = inp.reloc_range(a as u64, b as u64);
+        Out {
+            data: Vec::with_capacity(b.saturating_sub(a) + 16),
+            relocs: Vec::new(),
+            sync: Vec::new(),
+            first: r.start,
+            consumed: vec![false; r.len()],
+            hint: r.start,
         }
     }
 
@@ -608,8 +733,10 @@ impl Out {
             .get(a..b)
             .ok_or_else(|| inp.err(a as u64, "copy range out of bounds"))?;
         let delta = self.pos() as i128 - a as i128;
-        for i in inp.reloc_range(a as u64, b as u64) {
-            let r = inp.relocs[i];
+        let lo = inp.first_at_or_after(a as u64, self.hint);
+        let mut i = lo;
+        while let Some(&r) = inp.relocs.get(i).filter(|r| r.offset < b as u64) {
+            i += 1;
             let size = reloc_size(r.r_type).ok_or_else(|| {
                 inp.err(
                     r.offset,
@@ -619,7 +746,11 @@ impl Out {
             if r.offset + size > b as u64 {
                 return Err(inp.err(r.offset, "relocation straddles a field boundary"));
             }
-            if std::mem::replace(&mut self.consumed[i], true) {
+            let seen = i
+                .checked_sub(1 + self.first)
+                .and_then(|k| self.consumed.get_mut(k))
+                .ok_or_else(|| inp.err(r.offset, "internal: relocation outside its unit"))?;
+            if std::mem::replace(seen, true) {
                 return Err(inp.err(r.offset, "relocation copied twice"));
             }
             let offset = u64::try_from(r.offset as i128 + delta)
@@ -631,6 +762,7 @@ impl Out {
                 addend: r.addend,
             });
         }
+        self.hint = i;
         self.data.extend_from_slice(bytes);
         Ok(())
     }
@@ -659,7 +791,8 @@ impl Out {
         }));
         self.sync
             .extend(other.sync.into_iter().map(|(o, n)| (o, n + base)));
-        for (c, o) in self.consumed.iter_mut().zip(other.consumed) {
+        let at = other.first.saturating_sub(self.first);
+        for (c, o) in self.consumed.iter_mut().skip(at).zip(other.consumed) {
             *c |= o;
         }
     }
@@ -671,7 +804,7 @@ impl Out {
     fn finish(mut self, inp: &Input<'_>, may_shrink: bool, targeted: bool) -> Result<Rebuilt> {
         if let Some(i) = self.consumed.iter().position(|c| !c) {
             return Err(inp.err(
-                inp.relocs[i].offset,
+                inp.relocs[self.first + i].offset,
                 "relocation in a field the rewriter does not understand",
             ));
         }

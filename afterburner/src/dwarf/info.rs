@@ -45,10 +45,22 @@ pub(super) struct Facts {
 
 /// Applies relocations to section offsets read by gimli (unit headers, `DW_FORM_sec_offset`,
 /// `DW_FORM_strp`, ...). Addresses are left raw: they are resolved by field offset instead.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Relocator<'a> {
     ctx: &'a Ctx<'a>,
     inp: &'a Input<'a>,
+    /// Search hint: reads go forward through the section.
+    hint: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+impl<'a> Relocator<'a> {
+    fn new(ctx: &'a Ctx<'a>, inp: &'a Input<'a>) -> Self {
+        Relocator {
+            ctx,
+            inp,
+            hint: Default::default(),
+        }
+    }
 }
 
 impl fmt::Debug for Relocator<'_> {
@@ -63,7 +75,7 @@ impl gimli::read::Relocate<usize> for Relocator<'_> {
     }
 
     fn relocate_offset(&self, offset: usize, value: usize) -> gimli::Result<usize> {
-        match self.inp.reloc_at(offset as u64) {
+        match self.inp.reloc_at_from(offset as u64, &self.hint) {
             None => Ok(value),
             Some(rel) => {
                 let t = self
@@ -128,7 +140,7 @@ pub(super) fn patch(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Opt
     let mut out = Out::new(inp);
     let reader: Reader<'_> = RelocateReader::new(
         EndianSlice::new(inp.data, LittleEndian),
-        Relocator { ctx, inp },
+        Relocator::new(ctx, inp),
     );
     let debug_info = gimli::DebugInfo::from(reader);
     let mut units = debug_info.units();
@@ -422,7 +434,7 @@ fn gerr(inp: &Input<'_>, at: u64, e: gimli::Error) -> DwarfError {
 }
 
 fn walk(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &mut Facts) -> Result<()> {
-    let relocator = Relocator { ctx, inp };
+    let relocator = Relocator::new(ctx, inp);
     let reader: Reader<'_> =
         RelocateReader::new(EndianSlice::new(inp.data, LittleEndian), relocator);
     let debug_info = gimli::DebugInfo::from(reader);
@@ -459,12 +471,19 @@ fn walk(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &mut Facts) -> Result<()> {
 
         let mut unit: Option<UnitCtx> = None;
         let mut attrs = Vec::new();
+        let mut matters = Vec::new();
         while !entries.is_empty() {
             let die_at = unit_off + entries.next_offset().0 as u64;
             let abbrev = entries
                 .read_abbreviation()
                 .map_err(|e| gerr(inp, die_at, e))?;
             let Some(abbrev) = abbrev else { continue };
+            if unit.is_some() && !may_matter(abbrev, &mut matters) {
+                entries
+                    .skip_attributes(abbrev.attributes())
+                    .map_err(|e| gerr(inp, die_at, e))?;
+                continue;
+            }
             attrs.clear();
             for spec in abbrev.attributes() {
                 let at = unit_off + entries.next_offset().0 as u64;
@@ -513,6 +532,40 @@ fn walk(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &mut Facts) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether a DIE of this abbreviation (other than the unit DIE) can hold anything
+/// [`Die::process`] looks at: an address or pc attribute, a location view list, or a form
+/// that can name a range or location list. DIEs of other abbreviations are skipped unread.
+/// `cache` remembers the answer by abbreviation code.
+fn may_matter(abbrev: &gimli::Abbreviation, cache: &mut Vec<u8>) -> bool {
+    let code = usize::try_from(abbrev.code()).ok().filter(|&c| c < 1 << 16);
+    if let Some(&known) = code.and_then(|c| cache.get(c)) {
+        if known != 0 {
+            return known == 2;
+        }
+    }
+    let yes = abbrev.attributes().iter().any(|s| {
+        matches!(
+            s.name(),
+            dw::DW_AT_low_pc | dw::DW_AT_high_pc | dw::DW_AT_entry_pc | dw::DW_AT_GNU_locviews
+        ) || matches!(
+            s.form(),
+            dw::DW_FORM_sec_offset
+                | dw::DW_FORM_data4
+                | dw::DW_FORM_data8
+                | dw::DW_FORM_rnglistx
+                | dw::DW_FORM_loclistx
+                | dw::DW_FORM_indirect
+        )
+    });
+    if let Some(c) = code {
+        if cache.len() <= c {
+            cache.resize(c + 1, 0);
+        }
+        cache[c] = if yes { 2 } else { 1 };
+    }
+    yes
 }
 
 /// The section a relocated offset field at `at` points into: the relocation's symbol section,

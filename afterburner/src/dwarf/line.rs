@@ -134,7 +134,7 @@ fn unit<'d>(ctx: &Ctx<'d>, inp: &Input<'d>, start: usize) -> Result<(Out, usize)
         return Err(c.err_at(start, "header runs past header_length"));
     }
 
-    let mut out = Out::new(inp);
+    let mut out = Out::for_range(inp, start, end);
     out.copy(inp, start, program)?;
     let mut p = Program {
         ctx,
