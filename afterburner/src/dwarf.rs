@@ -180,24 +180,55 @@ pub fn rewrite(
             "only little-endian x86-64 objects are supported",
         ));
     }
+    use rayon::prelude::*;
     let ctx = Ctx::new(file, maps)?;
-    let facts = info::collect(&ctx)?;
 
-    // Rebuild or patch each section; addends are still the original ones.
+    // Rebuild or patch each section; addends are still the original ones. Sections are
+    // independent of each other; those that need nothing from `.debug_info` are rebuilt while
+    // it is walked. Errors are reported as a walk of `.debug_info` followed by the sections in
+    // index order would meet them.
+    let needs_facts = |inp: &Input<'_>| {
+        matches!(
+            inp.name.as_str(),
+            ".debug_info" | ".debug_rnglists" | ".debug_loclists" | ".debug_ranges" | ".debug_loc"
+        )
+    };
+    let rebuild = |inp: &Input<'_>, facts: Option<&info::Facts>| -> Result<Option<Rebuilt>> {
+        let facts = || facts.ok_or_else(|| inp.err(0, "internal: facts needed"));
+        match inp.name.as_str() {
+            ".debug_info" => info::patch(&ctx, inp, facts()?),
+            ".debug_rnglists" | ".debug_loclists" => lists::rewrite_v5(&ctx, inp, facts()?),
+            ".debug_ranges" | ".debug_loc" => lists::rewrite_v4(&ctx, inp, facts()?),
+            ".debug_line" => line::rewrite(&ctx, inp),
+            ".eh_frame" => frame::rewrite(&ctx, inp, true),
+            ".debug_frame" => frame::rewrite(&ctx, inp, false),
+            ".debug_aranges" => aranges::rewrite(&ctx, inp),
+            _ => Ok(None),
+        }
+    };
+    let inputs: Vec<&Input<'_>> = ctx.inputs.values().collect();
+    let (facts, mut results) = rayon::join(
+        || info::collect(&ctx),
+        || {
+            inputs
+                .par_iter()
+                .filter(|i| !needs_facts(i))
+                .map(|inp| (inp.index, rebuild(inp, None)))
+                .collect::<Vec<_>>()
+        },
+    );
+    let facts = facts?;
+    results.par_extend(
+        inputs
+            .par_iter()
+            .filter(|i| needs_facts(i))
+            .map(|inp| (inp.index, rebuild(inp, Some(&facts)))),
+    );
+    results.sort_by_key(|r| r.0);
     let mut done: BTreeMap<usize, Rebuilt> = BTreeMap::new();
-    for inp in ctx.inputs.values() {
-        let rebuilt = match inp.name.as_str() {
-            ".debug_info" => info::patch(&ctx, inp, &facts)?,
-            ".debug_rnglists" | ".debug_loclists" => lists::rewrite_v5(&ctx, inp, &facts)?,
-            ".debug_ranges" | ".debug_loc" => lists::rewrite_v4(&ctx, inp, &facts)?,
-            ".debug_line" => line::rewrite(&ctx, inp)?,
-            ".eh_frame" => frame::rewrite(&ctx, inp, true)?,
-            ".debug_frame" => frame::rewrite(&ctx, inp, false)?,
-            ".debug_aranges" => aranges::rewrite(&ctx, inp)?,
-            _ => None,
-        };
-        if let Some(r) = rebuilt {
-            done.insert(inp.index, r);
+    for (index, r) in results {
+        if let Some(r) = r? {
+            done.insert(index, r);
         }
     }
 
@@ -206,23 +237,23 @@ pub fn rewrite(
         .iter()
         .filter_map(|(&i, r)| r.offset_map.clone().map(|m| (i, m)))
         .collect();
-    let mut out = Vec::new();
-    for (index, r) in done {
-        let inp = &ctx.inputs[&index];
-        let mut relocs = Vec::with_capacity(r.relocs.len());
-        for mut rel in r.relocs {
-            rel.addend = ctx.final_addend(inp, &rel, &debug_maps)?;
-            relocs.push(rel);
-        }
-        relocs.sort_by_key(|r| r.offset);
-        out.push(RewrittenSection {
-            index,
-            data: r.data,
-            relocs,
-            offset_map: r.offset_map,
-        });
-    }
-    Ok(out)
+    let done: Vec<(usize, Rebuilt)> = done.into_iter().collect();
+    done.into_par_iter()
+        .map(|(index, r)| {
+            let inp = &ctx.inputs[&index];
+            let mut relocs = r.relocs;
+            for rel in &mut relocs {
+                rel.addend = ctx.final_addend(inp, rel, &debug_maps)?;
+            }
+            relocs.sort_by_key(|r| r.offset);
+            Ok(RewrittenSection {
+                index,
+                data: r.data,
+                relocs,
+                offset_map: r.offset_map,
+            })
+        })
+        .collect()
 }
 
 /// A section rebuilt or patched by one of the submodules (addends not yet final).
@@ -333,6 +364,8 @@ impl Input<'_> {
 /// Everything the submodules share: maps, symbols and the sections of interest.
 struct Ctx<'d> {
     maps: &'d BTreeMap<usize, OffsetMap>,
+    /// `maps` by section index (the lookup of every mapped location).
+    map_by_index: Vec<Option<&'d OffsetMap>>,
     syms: Vec<Option<Sym>>,
     /// Section index → name, for every section.
     names: BTreeMap<usize, String>,
@@ -454,6 +487,8 @@ impl<'d> Ctx<'d> {
         let mut names = BTreeMap::new();
         let mut inputs = BTreeMap::new();
         let mut targeted = std::collections::BTreeSet::new();
+        // (A flag per section first: there is a lookup per relocation of the file.)
+        let mut is_targeted = vec![false; chains.len()];
         for sec in file.sections() {
             let index = sec.index().0;
             for raw in chains.get(index).into_iter().flatten() {
@@ -463,7 +498,12 @@ impl<'d> Ctx<'d> {
                     })) = syms.get(r.symbol as usize)
                     {
                         if r.symbol != 0 && *t != index {
-                            targeted.insert(*t);
+                            match is_targeted.get_mut(*t) {
+                                Some(f) => *f = true,
+                                None => {
+                                    targeted.insert(*t);
+                                }
+                            }
                         }
                     }
                 }
@@ -538,8 +578,19 @@ impl<'d> Ctx<'d> {
                 },
             );
         }
+        targeted.extend((0..is_targeted.len()).filter(|&i| is_targeted[i]));
+        let mut map_by_index = Vec::new();
+        for (&i, m) in maps {
+            if i < chains.len() {
+                if map_by_index.len() <= i {
+                    map_by_index.resize(i + 1, None);
+                }
+                map_by_index[i] = Some(m);
+            }
+        }
         Ok(Ctx {
             maps,
+            map_by_index,
             syms,
             names,
             inputs,
@@ -597,12 +648,19 @@ impl<'d> Ctx<'d> {
     }
 
     fn map_of(&self, a: Addr) -> Option<&OffsetMap> {
-        a.sec.and_then(|s| self.maps.get(&s))
+        a.sec
+            .and_then(|s| self.map_by_index.get(s).copied().flatten())
     }
 
     /// New offset of location `a` (in its own section).
     fn map(&self, a: Addr) -> u64 {
         self.map_of(a).map_or(a.off, |m| m.map(a.off))
+    }
+
+    /// [`Self::map`] for locations looked up mostly in increasing order
+    /// ([`OffsetMap::map_near`]).
+    fn map_near(&self, a: Addr, hint: &mut usize) -> u64 {
+        self.map_of(a).map_or(a.off, |m| m.map_near(a.off, hint))
     }
 
     /// `a + d` in `a`'s section.
@@ -617,8 +675,10 @@ impl<'d> Ctx<'d> {
     /// New value of a base-relative delta: `map(base + d) - map(base)`.
     fn map_delta(&self, inp: &Input<'_>, at: u64, base: Addr, d: u64) -> Result<u64> {
         let end = self.add(inp, at, base, d)?;
-        self.map(end)
-            .checked_sub(self.map(base))
+        let mut hint = 0;
+        let b = self.map_near(base, &mut hint);
+        self.map_near(end, &mut hint)
+            .checked_sub(b)
             .ok_or_else(|| inp.err(at, "offset map is not monotone"))
     }
 

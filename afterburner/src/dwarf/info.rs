@@ -29,11 +29,11 @@ pub(super) struct ListCtx {
 /// What `.debug_info` tells the other sections.
 #[derive(Default)]
 pub(super) struct Facts {
-    /// (list section, offset of a list) → its unit context.
-    pub lists: BTreeMap<(usize, u64), ListCtx>,
+    /// (list section, offset of a list) → its unit context; sorted, one entry per key.
+    lists: Vec<((usize, u64), ListCtx)>,
     /// GCC location views: (location list section, offset of a view list) → offset of the
-    /// location list it describes (the view list ends there).
-    pub views: BTreeMap<(usize, u64), u64>,
+    /// location list it describes (the view list ends there); sorted, one entry per key.
+    views: Vec<((usize, u64), u64)>,
     /// `.debug_info` section → in-place patches (offset, new bytes).
     pub patches: BTreeMap<usize, Vec<(u64, Vec<u8>)>>,
     /// `.debug_info` section → ULEB128 attribute values that outgrow their bytes: offset →
@@ -41,6 +41,111 @@ pub(super) struct Facts {
     pub grow: BTreeMap<usize, BTreeMap<u64, u64>>,
     /// `.debug_info` section → start offsets of the units to re-lay out.
     pub relayout: BTreeMap<usize, std::collections::BTreeSet<u64>>,
+}
+
+impl Facts {
+    /// The unit context of the list at `off` in section `sec`, if a unit references it.
+    pub fn list(&self, sec: usize, off: u64) -> Option<ListCtx> {
+        self.lists
+            .binary_search_by_key(&(sec, off), |e| e.0)
+            .ok()
+            .map(|i| self.lists[i].1)
+    }
+
+    /// The end of the view list at `off` in section `sec`, if there is one.
+    pub fn view(&self, sec: usize, off: u64) -> Option<u64> {
+        self.views
+            .binary_search_by_key(&(sec, off), |e| e.0)
+            .ok()
+            .map(|i| self.views[i].1)
+    }
+
+    /// The referenced lists of section `sec` and the view lists of section `sec`, for
+    /// lookups at increasing offsets ([`Marks`]).
+    pub fn marks(&self, sec: usize) -> Marks<'_> {
+        let lo = self.lists.partition_point(|e| e.0 .0 < sec);
+        let hi = self.lists.partition_point(|e| e.0 .0 <= sec);
+        let vlo = self.views.partition_point(|e| e.0 .0 < sec);
+        let vhi = self.views.partition_point(|e| e.0 .0 <= sec);
+        Marks {
+            lists: &self.lists[lo..hi],
+            views: &self.views[vlo..vhi],
+            li: 0,
+            vi: 0,
+        }
+    }
+
+    /// Offset of the first referenced list in section `sec`.
+    pub fn first_list(&self, sec: usize) -> Option<u64> {
+        let i = self.lists.partition_point(|e| e.0 < (sec, 0));
+        self.lists.get(i).filter(|e| e.0 .0 == sec).map(|e| e.0 .1)
+    }
+
+    /// Offset of the first view list in section `sec`.
+    pub fn first_view(&self, sec: usize) -> Option<u64> {
+        let i = self.views.partition_point(|e| e.0 < (sec, 0));
+        self.views.get(i).filter(|e| e.0 .0 == sec).map(|e| e.0 .1)
+    }
+}
+
+/// [`Facts::list`] and [`Facts::view`] for one section, at offsets that mostly increase.
+pub(super) struct Marks<'f> {
+    lists: &'f [((usize, u64), ListCtx)],
+    views: &'f [((usize, u64), u64)],
+    li: usize,
+    vi: usize,
+}
+
+/// Moves `i` to the first entry of `v` at or after offset `p` and returns it when it is at `p`.
+fn seek<'v, T>(v: &'v [((usize, u64), T)], i: &mut usize, p: u64) -> Option<&'v T> {
+    if *i > 0 && v.get(*i - 1).is_some_and(|e| e.0 .1 >= p) {
+        *i = v.partition_point(|e| e.0 .1 < p);
+    }
+    while v.get(*i).is_some_and(|e| e.0 .1 < p) {
+        *i += 1;
+    }
+    v.get(*i).filter(|e| e.0 .1 == p).map(|e| &e.1)
+}
+
+impl Marks<'_> {
+    /// The unit context of the list at `p`, if a unit references it.
+    pub fn list(&mut self, p: u64) -> Option<ListCtx> {
+        seek(self.lists, &mut self.li, p).copied()
+    }
+
+    /// The end of the view list at `p`, if there is one.
+    pub fn view(&mut self, p: u64) -> Option<u64> {
+        seek(self.views, &mut self.vi, p).copied()
+    }
+}
+
+/// A reference from `.debug_info` to a list (or view list) of another section.
+#[derive(Clone, Copy, Debug)]
+struct Reference<T> {
+    /// (list section, offset of the list).
+    key: (usize, u64),
+    /// What the referencing unit says about it.
+    value: T,
+    /// The `.debug_info` section and the offset of the referencing attribute.
+    sec: usize,
+    at: u64,
+    /// Walk order: (stretch, order in the stretch).
+    order: (u32, u32),
+}
+
+/// What the walk of a stretch of units found, in walk order (merged by [`collect`]).
+#[derive(Default)]
+struct Found {
+    /// References to lists (with the unit context).
+    lists: Vec<Reference<ListCtx>>,
+    /// References to view lists (with the offset of the location list they end at).
+    views: Vec<Reference<u64>>,
+    /// In-place patches: (`.debug_info` section, offset, bytes).
+    patches: Vec<(usize, u64, Vec<u8>)>,
+    /// Grown values: (`.debug_info` section, offset, new value, unit offset).
+    grow: Vec<(usize, u64, u64, u64)>,
+    /// Order of the next list or view reference.
+    next: u32,
 }
 
 /// Applies relocations to section offsets read by gimli (unit headers, `DW_FORM_sec_offset`,
@@ -90,13 +195,154 @@ impl gimli::read::Relocate<usize> for Relocator<'_> {
 
 type Reader<'a> = RelocateReader<EndianSlice<'a, LittleEndian>, Relocator<'a>>;
 
+/// Units walked by one task (about this many bytes of `.debug_info`).
+const STRETCH: u64 = 1 << 20;
+
 /// Walks every `.debug_info` section.
+///
+/// Units are independent, so stretches of them are walked in parallel; the merge replays what
+/// they found in unit order, so the facts and the first error reported are those of walking
+/// the units one after the other (a list referenced with two different contexts fails at the
+/// second reference, unless an error came earlier).
 pub(super) fn collect(ctx: &Ctx<'_>) -> Result<Facts> {
-    let mut facts = Facts::default();
-    for inp in ctx.inputs.values().filter(|i| i.name == ".debug_info") {
-        walk(ctx, inp, &mut facts)?;
+    use rayon::prelude::*;
+    // The units (offsets) of every .debug_info section, cut into stretches.
+    let mut stretches: Vec<(&Input<'_>, Vec<u64>)> = Vec::new();
+    let mut header_error = None;
+    'sections: for inp in ctx.inputs.values().filter(|i| i.name == ".debug_info") {
+        let reader: Reader<'_> = RelocateReader::new(
+            EndianSlice::new(inp.data, LittleEndian),
+            Relocator::new(ctx, inp),
+        );
+        let mut units = gimli::DebugInfo::from(reader).units();
+        let mut unit_at = 0u64;
+        let (mut offsets, mut bytes) = (Vec::new(), 0u64);
+        loop {
+            match units.next() {
+                Ok(Some(h)) => {
+                    let off = h.debug_info_offset().map_or(unit_at, |o| o.0 as u64);
+                    let len = h.length_including_self() as u64;
+                    unit_at = off + len;
+                    offsets.push(off);
+                    bytes += len;
+                    if bytes >= STRETCH {
+                        stretches.push((inp, std::mem::take(&mut offsets)));
+                        bytes = 0;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    header_error = Some(gerr(inp, unit_at, e));
+                    if !offsets.is_empty() {
+                        stretches.push((inp, offsets));
+                    }
+                    break 'sections;
+                }
+            }
+        }
+        if !offsets.is_empty() {
+            stretches.push((inp, offsets));
+        }
     }
-    Ok(facts)
+    let walked: Vec<(Found, Option<DwarfError>)> = stretches
+        .par_iter()
+        .map(|(inp, offsets)| {
+            let mut found = Found::default();
+            let error = walk(ctx, inp, offsets, &mut found).err();
+            (found, error)
+        })
+        .collect();
+    // Nothing after the first error happened.
+    let mut error = None;
+    let mut all = Vec::with_capacity(walked.len());
+    for (found, e) in walked {
+        all.push(found);
+        if e.is_some() {
+            error = e;
+            break;
+        }
+    }
+    merge(all, error.or(header_error), |sec| {
+        ctx.inputs
+            .get(&sec)
+            .map_or(".debug_info", |i| i.name.as_str())
+    })
+}
+
+/// The facts from the stretches' findings (in unit order), or the first error a sequential
+/// walk would have met: the earliest reference that disagrees with an earlier one to the same
+/// list, else `error` (which ended the walk after everything in `all`).
+fn merge<'n>(
+    all: Vec<Found>,
+    error: Option<DwarfError>,
+    name: impl Fn(usize) -> &'n str,
+) -> Result<Facts> {
+    let mut facts = Facts::default();
+    let mut lists = Vec::new();
+    let mut views = Vec::new();
+    for (k, found) in all.into_iter().enumerate() {
+        let k = u32::try_from(k).unwrap_or(u32::MAX);
+        lists.extend(found.lists.into_iter().map(|r| Reference {
+            order: (k, r.order.1),
+            ..r
+        }));
+        views.extend(found.views.into_iter().map(|r| Reference {
+            order: (k, r.order.1),
+            ..r
+        }));
+        for (sec, at, bytes) in found.patches {
+            facts.patches.entry(sec).or_default().push((at, bytes));
+        }
+        for (sec, at, new, unit) in found.grow {
+            facts.grow.entry(sec).or_default().insert(at, new);
+            facts.relayout.entry(sec).or_default().insert(unit);
+        }
+    }
+    let mut conflict: Option<((u32, u32), DwarfError)> = None;
+    let mut note = |order: (u32, u32), e: DwarfError| {
+        if conflict.as_ref().is_none_or(|c| order < c.0) {
+            conflict = Some((order, e));
+        }
+    };
+    facts.lists = dedup(lists, |r| {
+        let off = r.key.1;
+        note(
+            r.order,
+            DwarfError::new(
+                name(r.sec),
+                r.at,
+                format!("list at {off:#x} referenced from units with different base addresses"),
+            ),
+        );
+    });
+    facts.views = dedup(views, |r| {
+        note(
+            r.order,
+            DwarfError::new(name(r.sec), r.at, "view list shared by two location lists"),
+        );
+    });
+    match (conflict, error) {
+        (Some((_, e)), _) | (None, Some(e)) => Err(e),
+        (None, None) => Ok(facts),
+    }
+}
+
+/// One `(key, value)` per key, from the first reference in walk order; `conflict` is called
+/// with the first reference of each key whose value differs from the first one's.
+fn dedup<T: Copy + PartialEq>(
+    mut refs: Vec<Reference<T>>,
+    mut conflict: impl FnMut(&Reference<T>),
+) -> Vec<((usize, u64), T)> {
+    refs.sort_unstable_by_key(|r| (r.key, r.order));
+    let mut out = Vec::with_capacity(refs.len());
+    for group in refs.chunk_by(|a, b| a.key == b.key) {
+        let first = group[0].value;
+        if let Some(r) = group.iter().find(|r| r.value != first) {
+            conflict(r);
+        }
+        out.push((group[0].key, first));
+    }
+    out
 }
 
 /// Applies the patches found by [`collect`] to one `.debug_info` section: in place, or, when
@@ -433,21 +679,18 @@ fn gerr(inp: &Input<'_>, at: u64, e: gimli::Error) -> DwarfError {
     inp.err(at, format!("cannot parse: {e}"))
 }
 
-fn walk(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &mut Facts) -> Result<()> {
+/// Walks the units at `offsets` (unit header offsets) of one `.debug_info` section.
+fn walk(ctx: &Ctx<'_>, inp: &Input<'_>, offsets: &[u64], found: &mut Found) -> Result<()> {
     let relocator = Relocator::new(ctx, inp);
     let reader: Reader<'_> =
         RelocateReader::new(EndianSlice::new(inp.data, LittleEndian), relocator);
     let debug_info = gimli::DebugInfo::from(reader);
-    let mut units = debug_info.units();
-    let mut unit_at = 0u64;
-    loop {
-        let header = match units.next() {
-            Ok(Some(h)) => h,
-            Ok(None) => break,
-            Err(e) => return Err(gerr(inp, unit_at, e)),
-        };
-        let unit_off = header.debug_info_offset().map_or(unit_at, |o| o.0 as u64);
-        unit_at = unit_off + header.length_including_self() as u64;
+    for &unit_off in offsets {
+        let offset =
+            usize::try_from(unit_off).map_err(|_| inp.err(unit_off, "offset out of range"))?;
+        let header = debug_info
+            .header_from_offset(gimli::DebugInfoOffset(offset))
+            .map_err(|e| gerr(inp, unit_off, e))?;
         let version = header.version();
         let addr_size = header.address_size();
         let offset_size = header.format().word_size();
@@ -528,7 +771,7 @@ fn walk(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &mut Facts) -> Result<()> {
                 offset_size,
                 die_at,
             };
-            die.process(&attrs, facts)?;
+            die.process(&attrs, found)?;
         }
     }
     Ok(())
@@ -686,7 +929,7 @@ struct Die<'c, 'd> {
 }
 
 impl Die<'_, '_> {
-    fn process(&self, attrs: &Attrs<'_>, facts: &mut Facts) -> Result<()> {
+    fn process(&self, attrs: &Attrs<'_>, facts: &mut Found) -> Result<()> {
         let inp = self.inp;
         let mut low = None;
         let mut consts = Vec::new();
@@ -765,11 +1008,14 @@ impl Die<'_, '_> {
         if let Some((at, sec, v)) = views {
             match location_list {
                 Some((lsec, l)) if lsec == sec && l >= v => {
-                    if let Some(prev) = facts.views.insert((sec, v), l) {
-                        if prev != l {
-                            return Err(inp.err(at, "view list shared by two location lists"));
-                        }
-                    }
+                    facts.views.push(Reference {
+                        key: (sec, v),
+                        value: l,
+                        sec: inp.index,
+                        at,
+                        order: (0, facts.next),
+                    });
+                    facts.next += 1;
                 }
                 _ => return Err(inp.err(at, "DW_AT_GNU_locviews without a location list after it")),
             }
@@ -813,26 +1059,28 @@ impl Die<'_, '_> {
         Ok((sec, off))
     }
 
-    fn add_list(&self, facts: &mut Facts, at: u64, sec: usize, off: u64) -> Result<()> {
+    fn add_list(&self, facts: &mut Found, at: u64, sec: usize, off: u64) -> Result<()> {
         let lc = ListCtx {
             base: self.unit.base.unwrap_or(Addr::ZERO),
             addr_base: self.unit.addr_base,
             addr_size: self.addr_size,
         };
-        match facts.lists.insert((sec, off), lc) {
-            Some(prev) if prev != lc => Err(self.inp.err(
-                at,
-                format!("list at {off:#x} referenced from units with different base addresses"),
-            )),
-            _ => Ok(()),
-        }
+        facts.lists.push(Reference {
+            key: (sec, off),
+            value: lc,
+            sec: self.inp.index,
+            at,
+            order: (0, facts.next),
+        });
+        facts.next += 1;
+        Ok(())
     }
 
     /// A constant-class `DW_AT_high_pc` (length from `low_pc`) or `DW_AT_entry_pc` (offset from
     /// `low_pc`): new value `map(low + v) - map(low)`, patched in the same form and width.
     fn patch_const(
         &self,
-        facts: &mut Facts,
+        facts: &mut Found,
         at: u64,
         attr: &gimli::Attribute<Reader<'_>>,
         low: Option<Addr>,
@@ -913,12 +1161,7 @@ impl Die<'_, '_> {
                         ));
                     }
                     // GNU as writes DW_FORM_udata lengths: the unit is laid out anew.
-                    facts.grow.entry(inp.index).or_default().insert(at, new);
-                    facts
-                        .relayout
-                        .entry(inp.index)
-                        .or_default()
-                        .insert(self.unit_off);
+                    facts.grow.push((inp.index, at, new, self.unit_off));
                     return Ok(());
                 }
                 b
@@ -931,11 +1174,7 @@ impl Die<'_, '_> {
             }
         };
         inp.no_reloc_in(at, at + bytes.len() as u64, name)?;
-        facts
-            .patches
-            .entry(inp.index)
-            .or_default()
-            .push((at, bytes));
+        facts.patches.push((inp.index, at, bytes));
         Ok(())
     }
 }
@@ -951,4 +1190,137 @@ fn is_constant(form: dw::DwForm) -> bool {
             | dw::DW_FORM_sdata
             | dw::DW_FORM_implicit_const
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lc(base: u64) -> ListCtx {
+        ListCtx {
+            base: Addr {
+                sec: Some(1),
+                off: base,
+            },
+            addr_base: None,
+            addr_size: 8,
+        }
+    }
+
+    fn list(key: u64, base: u64, at: u64, n: u32) -> Reference<ListCtx> {
+        Reference {
+            key: (7, key),
+            value: lc(base),
+            sec: 3,
+            at,
+            order: (0, n),
+        }
+    }
+
+    fn view(key: u64, end: u64, at: u64, n: u32) -> Reference<u64> {
+        Reference {
+            key: (8, key),
+            value: end,
+            sec: 3,
+            at,
+            order: (0, n),
+        }
+    }
+
+    fn found(lists: Vec<Reference<ListCtx>>, views: Vec<Reference<u64>>) -> Found {
+        Found {
+            lists,
+            views,
+            ..Default::default()
+        }
+    }
+
+    fn name(_: usize) -> &'static str {
+        ".debug_info"
+    }
+
+    /// Stretches walked in parallel merge into what one walk in unit order finds, and fail
+    /// where it would have failed.
+    #[test]
+    fn merged_stretches_fail_where_a_sequential_walk_would() {
+        // Agreeing references, in two stretches: one entry per list, lookups work.
+        let facts = merge(
+            vec![
+                found(vec![list(0x40, 0, 0x10, 0), list(0x10, 5, 0x20, 1)], vec![]),
+                found(
+                    vec![list(0x40, 0, 0x90, 0)],
+                    vec![view(0x30, 0x40, 0x94, 1)],
+                ),
+            ],
+            None,
+            name,
+        )
+        .unwrap();
+        assert_eq!(facts.list(7, 0x40), Some(lc(0)));
+        assert_eq!(facts.list(7, 0x10), Some(lc(5)));
+        assert_eq!(facts.list(7, 0x20), None);
+        assert_eq!(facts.view(8, 0x30), Some(0x40));
+        assert_eq!(facts.first_list(7), Some(0x10));
+        let mut marks = facts.marks(7);
+        assert_eq!(marks.list(0x10), Some(lc(5)));
+        assert_eq!(marks.list(0x40), Some(lc(0)));
+        assert_eq!(marks.list(0x10), Some(lc(5)), "going back still finds it");
+
+        // The second stretch disagrees: the error names its reference.
+        let e = merge(
+            vec![
+                found(vec![list(0x40, 0, 0x10, 0)], vec![]),
+                found(vec![list(0x40, 8, 0x90, 0), list(0x40, 9, 0x98, 1)], vec![]),
+            ],
+            None,
+            name,
+        )
+        .err()
+        .unwrap();
+        assert_eq!((e.offset, e.section.as_str()), (0x90, ".debug_info"));
+        assert!(e.message.contains("list at 0x40"), "{e}");
+
+        // Of two disagreements the earlier in walk order wins, whatever their kind.
+        let e = merge(
+            vec![
+                found(
+                    vec![list(0x40, 0, 0x10, 0)],
+                    vec![view(0x30, 0x40, 0x14, 1)],
+                ),
+                found(
+                    vec![list(0x40, 8, 0x98, 1)],
+                    vec![view(0x30, 0x50, 0x90, 0)],
+                ),
+            ],
+            None,
+            name,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.offset, 0x90);
+        assert!(e.message.contains("view list"), "{e}");
+
+        // A walk error comes after everything the walk found: a disagreement found before
+        // it is reported first, else the walk error.
+        let walk_error = DwarfError::new(".debug_info", 0x200, "bad DIE");
+        let e = merge(
+            vec![found(
+                vec![list(0x40, 0, 0x10, 0), list(0x40, 1, 0x18, 1)],
+                vec![],
+            )],
+            Some(walk_error.clone()),
+            name,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.offset, 0x18);
+        let e = merge(
+            vec![found(vec![list(0x40, 0, 0x10, 0)], vec![])],
+            Some(walk_error.clone()),
+            name,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e, walk_error);
+    }
 }

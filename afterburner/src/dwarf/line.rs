@@ -81,6 +81,8 @@ struct Program<'c, 'd> {
     pending_adv: u64,
     /// Output position and length of the length ULEB128 of the last `DW_LNE_end_sequence`.
     last_end_len: Option<(usize, usize)>,
+    /// Search hint of the offset map lookups (rows go forward).
+    hint: usize,
 }
 
 fn unit<'d>(ctx: &Ctx<'d>, inp: &Input<'d>, start: usize) -> Result<(Out, usize)> {
@@ -150,6 +152,7 @@ fn unit<'d>(ctx: &Ctx<'d>, inp: &Input<'d>, start: usize) -> Result<(Out, usize)
         pending: Vec::new(),
         pending_adv: 0,
         last_end_len: None,
+        hint: 0,
     };
     let mut c = Cursor::at(data, program, &inp.name);
     while c.pos() < end {
@@ -299,7 +302,7 @@ impl Program<'_, '_> {
             .checked_add(op_adv)
             .ok_or_else(|| self.inp.err(a as u64, "address advance overflows"))?;
         let row = self.ctx.add(self.inp, a as u64, self.addr, orig_adv)?;
-        let new = self.ctx.map(row);
+        let new = self.ctx.map_near(row, &mut self.hint);
         let new_adv = new.checked_sub(self.new).ok_or_else(|| {
             self.inp
                 .err(a as u64, "line rows go backwards after mapping")
