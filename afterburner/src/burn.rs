@@ -477,11 +477,11 @@ impl<'o, 'a> Burner<'o, 'a> {
                     })
                     .collect()
             },
-            || -> Result<Vec<dwarf::RewrittenSection>> {
+            || -> Result<Vec<dwarf::SectionChange>> {
                 if code_maps.is_empty() {
                     return Ok(Vec::new());
                 }
-                dwarf::rewrite(&obj.file, &code_maps).map_err(|e| Error {
+                dwarf::rewrite_changes(&obj.file, &code_maps).map_err(|e| Error {
                     place: Place {
                         file: None,
                         section: Some(e.section.clone()),
@@ -511,26 +511,49 @@ impl<'o, 'a> Burner<'o, 'a> {
                 )));
             }
             replaced.insert(rs.index);
-            edits.section_data.push((rs.index, rs.data));
-            let rels: Vec<Reloc> = rs
-                .relocs
-                .iter()
-                .map(|r| Reloc {
-                    offset: r.offset,
-                    sym: r.symbol,
-                    r_type: r.r_type,
-                    addend: r.addend,
-                })
-                .collect();
-            if obj.sections[rs.index].rela.is_some() {
-                edits.relocs.push((rs.index, rels));
-            } else if !rels.is_empty() {
-                return Err(Error::in_section(
-                    &obj.sections[rs.index].name,
-                    ErrorKind::Internal(
-                        "DWARF rewriter added relocations to a section without any".into(),
-                    ),
-                ));
+            match rs.data {
+                dwarf::NewData::Bytes(d) => edits.section_data.push((rs.index, d)),
+                dwarf::NewData::Patches(p) => edits.section_patches.push((rs.index, p)),
+            }
+            let has_rela = obj.sections[rs.index].rela.is_some();
+            match rs.relocs {
+                dwarf::NewRelocs::List(list) => {
+                    if has_rela {
+                        // (Same layout: the conversion reuses the allocation.)
+                        let rels: Vec<Reloc> = list
+                            .into_iter()
+                            .map(|r| Reloc {
+                                offset: r.offset,
+                                sym: r.symbol,
+                                r_type: r.r_type,
+                                addend: r.addend,
+                            })
+                            .collect();
+                        edits.relocs.push((rs.index, rels));
+                    } else if !list.is_empty() {
+                        return Err(Error::in_section(
+                            &obj.sections[rs.index].name,
+                            ErrorKind::Internal(
+                                "DWARF rewriter added relocations to a section without any".into(),
+                            ),
+                        ));
+                    }
+                }
+                dwarf::NewRelocs::Changes(changes) => {
+                    // Indices into the section's relocations in file order.
+                    let rels = obj.relocs[rs.index];
+                    for &(i, offset, _) in &changes {
+                        if rels.get(i as usize).map(|r| r.offset) != Some(offset) {
+                            return Err(Error::internal(format!(
+                                "DWARF rewriter changed relocation {i} of section {}, which is not at {offset:#x}",
+                                obj.sections[rs.index].name
+                            )));
+                        }
+                    }
+                    if !changes.is_empty() {
+                        edits.reloc_patches.push((rs.index, changes));
+                    }
+                }
             }
             if let Some(m) = rs.offset_map {
                 dwarf_maps.insert(rs.index, m);

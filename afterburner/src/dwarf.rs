@@ -170,6 +170,92 @@ pub fn rewrite(
     file: &ElfFile64<'_, Endianness>,
     maps: &BTreeMap<usize, OffsetMap>,
 ) -> std::result::Result<Vec<RewrittenSection>, DwarfError> {
+    run(file, maps, |ctx, inp, sc| {
+        let data = match sc.data {
+            NewData::Bytes(d) => d,
+            NewData::Patches(p) => {
+                let mut d = inp.data.to_vec();
+                for (at, bytes) in p {
+                    // (In bounds: checked when the patches were made.)
+                    let a = usize::try_from(at).unwrap_or(usize::MAX);
+                    if let Some(dst) = d.get_mut(a..a.saturating_add(bytes.len())) {
+                        dst.copy_from_slice(&bytes);
+                    }
+                }
+                d
+            }
+        };
+        let relocs = match sc.relocs {
+            NewRelocs::List(l) => l,
+            NewRelocs::Changes(c) => {
+                let mut l: Vec<NewReloc> = inp.relocs.iter().map(|&r| r.into()).collect();
+                for (i, _, addend) in c {
+                    if let Some(r) = l.get_mut(i as usize) {
+                        r.addend = addend;
+                    }
+                }
+                l
+            }
+        };
+        let _ = ctx;
+        RewrittenSection {
+            index: sc.index,
+            data,
+            relocs,
+            offset_map: sc.offset_map,
+        }
+    })
+}
+
+/// What [`rewrite_changes`] returns for one section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SectionChange {
+    /// Original section index of the rewritten data section.
+    pub index: usize,
+    /// Its new contents.
+    pub data: NewData,
+    /// Its relocations.
+    pub relocs: NewRelocs,
+    /// As [`RewrittenSection::offset_map`].
+    pub offset_map: Option<OffsetMap>,
+}
+
+/// New contents of a section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NewData {
+    /// All of them.
+    Bytes(Vec<u8>),
+    /// The original contents with these bytes replaced: `(offset, bytes)`, sorted, not
+    /// overlapping (the layout did not change).
+    Patches(Vec<(u64, Vec<u8>)>),
+}
+
+/// New relocations of a section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NewRelocs {
+    /// The complete list, sorted by offset, with final addends.
+    List(Vec<NewReloc>),
+    /// The original relocations (the section's only `SHT_RELA` section, already sorted by
+    /// offset), of which these change their addend: `(index in that section, offset, final
+    /// addend)`, in index order.
+    Changes(Vec<(u32, u64, i64)>),
+}
+
+/// [`rewrite`] without the copies: sections patched in place come back as their patches, and
+/// their relocations as the changed addends when the relocation section allows that.
+pub fn rewrite_changes(
+    file: &ElfFile64<'_, Endianness>,
+    maps: &BTreeMap<usize, OffsetMap>,
+) -> std::result::Result<Vec<SectionChange>, DwarfError> {
+    run(file, maps, |_, _, sc| sc)
+}
+
+/// Runs the rewrite and hands each changed section to `finish` (in section order).
+fn run<T: Send>(
+    file: &ElfFile64<'_, Endianness>,
+    maps: &BTreeMap<usize, OffsetMap>,
+    finish: impl Fn(&Ctx<'_>, &Input<'_>, SectionChange) -> T + Sync,
+) -> std::result::Result<Vec<T>, DwarfError> {
     if maps.values().all(OffsetMap::is_identity) {
         return Ok(Vec::new());
     }
@@ -193,7 +279,7 @@ pub fn rewrite(
             ".debug_info" | ".debug_rnglists" | ".debug_loclists" | ".debug_ranges" | ".debug_loc"
         )
     };
-    let rebuild = |inp: &Input<'_>, facts: Option<&info::Facts>| -> Result<Option<Rebuilt>> {
+    let rebuild = |inp: &Input<'_>, facts: Option<&info::Facts>| -> Result<Option<Change>> {
         let facts = || facts.ok_or_else(|| inp.err(0, "internal: facts needed"));
         match inp.name.as_str() {
             ".debug_info" => info::patch(&ctx, inp, facts()?),
@@ -224,39 +310,95 @@ pub fn rewrite(
             .filter(|i| needs_facts(i))
             .map(|inp| (inp.index, rebuild(inp, Some(&facts)))),
     );
+    drop(facts);
     results.sort_by_key(|r| r.0);
-    let mut done: BTreeMap<usize, Rebuilt> = BTreeMap::new();
+    let mut done: Vec<(usize, Change)> = Vec::new();
     for (index, r) in results {
         if let Some(r) = r? {
-            done.insert(index, r);
+            done.push((index, r));
         }
     }
 
     // Final addends: through the code maps and the maps of sections rebuilt here.
     let debug_maps: BTreeMap<usize, OffsetMap> = done
         .iter()
-        .filter_map(|(&i, r)| r.offset_map.clone().map(|m| (i, m)))
+        .filter_map(|(i, r)| match r {
+            Change::Full(r) => r.offset_map.clone().map(|m| (*i, m)),
+            Change::Patched(_) => None,
+        })
         .collect();
-    let done: Vec<(usize, Rebuilt)> = done.into_iter().collect();
     done.into_par_iter()
         .map(|(index, r)| {
             let inp = &ctx.inputs[&index];
-            let mut relocs = r.relocs;
-            for rel in &mut relocs {
-                rel.addend = ctx.final_addend(inp, rel, &debug_maps)?;
-            }
-            relocs.sort_by_key(|r| r.offset);
-            Ok(RewrittenSection {
-                index,
-                data: r.data,
-                relocs,
-                offset_map: r.offset_map,
-            })
+            let sc = match r {
+                Change::Full(r) => {
+                    let mut relocs = r.relocs;
+                    for rel in &mut relocs {
+                        rel.addend = ctx.final_addend(inp, rel, &debug_maps)?;
+                    }
+                    relocs.sort_by_key(|r| r.offset);
+                    SectionChange {
+                        index,
+                        data: NewData::Bytes(r.data),
+                        relocs: NewRelocs::List(relocs),
+                        offset_map: r.offset_map,
+                    }
+                }
+                Change::Patched(patches) => {
+                    let mut changes = Vec::new();
+                    for (i, &rel) in inp.relocs.iter().enumerate() {
+                        let addend = ctx.final_addend(inp, &rel.into(), &debug_maps)?;
+                        if addend != rel.addend {
+                            let i = u32::try_from(i)
+                                .map_err(|_| inp.err(rel.offset, "too many relocations"))?;
+                            changes.push((i, rel.offset, addend));
+                        }
+                    }
+                    let relocs = if inp.file_order {
+                        NewRelocs::Changes(changes)
+                    } else {
+                        let mut l: Vec<NewReloc> = inp.relocs.iter().map(|&r| r.into()).collect();
+                        for (i, _, addend) in changes {
+                            if let Some(r) = l.get_mut(i as usize) {
+                                r.addend = addend;
+                            }
+                        }
+                        NewRelocs::List(l)
+                    };
+                    SectionChange {
+                        index,
+                        data: NewData::Patches(patches),
+                        relocs,
+                        offset_map: None,
+                    }
+                }
+            };
+            Ok(finish(&ctx, inp, sc))
         })
         .collect()
 }
 
-/// A section rebuilt or patched by one of the submodules (addends not yet final).
+impl From<Rel> for NewReloc {
+    fn from(r: Rel) -> Self {
+        NewReloc {
+            offset: r.offset,
+            symbol: r.symbol,
+            r_type: r.r_type,
+            addend: r.addend,
+        }
+    }
+}
+
+/// What one of the submodules made of a section.
+enum Change {
+    /// Rebuilt (addends not yet final).
+    Full(Rebuilt),
+    /// Patched in place: these bytes (offset, new bytes; sorted, not overlapping) change, the
+    /// relocations stay (their addends are not yet final).
+    Patched(Vec<(u64, Vec<u8>)>),
+}
+
+/// A section rebuilt by one of the submodules (addends not yet final).
 struct Rebuilt {
     data: Vec<u8>,
     relocs: Vec<NewReloc>,
@@ -298,6 +440,9 @@ struct Input<'d> {
     data: &'d [u8],
     /// Sorted by offset, no two at the same offset.
     relocs: Vec<Rel>,
+    /// Whether `relocs` is the one `SHT_RELA` section of this section in file order (so that
+    /// an index in `relocs` is an index in that section).
+    file_order: bool,
 }
 
 impl Input<'_> {
@@ -560,6 +705,10 @@ impl<'d> Ctx<'d> {
                     relocs.push(r);
                 }
             }
+            let chain = chains.get(index).map_or(&[][..], Vec::as_slice);
+            let file_order = chain.len() == 1
+                && !chain[0].rel
+                && relocs.windows(2).all(|w| w[0].offset < w[1].offset);
             relocs.sort_by_key(|r| r.offset);
             if let Some(w) = relocs.windows(2).find(|w| w[0].offset == w[1].offset) {
                 return Err(DwarfError::new(
@@ -575,6 +724,7 @@ impl<'d> Ctx<'d> {
                     name,
                     data,
                     relocs,
+                    file_order,
                 },
             );
         }
@@ -905,28 +1055,57 @@ impl Out {
     }
 }
 
-/// A section patched in place: same layout, original relocations.
-fn patched(inp: &Input<'_>, data: Vec<u8>) -> Option<Rebuilt> {
-    if data == inp.data {
-        return None;
+/// A section patched in place (same layout, original relocations) into `data`: the runs of
+/// bytes that differ, `None` when none do.
+fn patched(inp: &Input<'_>, data: &[u8]) -> Option<Change> {
+    let mut runs: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut i = 0;
+    while i < data.len() {
+        if inp.data.get(i) == Some(&data[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < data.len() && inp.data.get(i) != Some(&data[i]) {
+            i += 1;
+        }
+        runs.push((start as u64, data[start..i].to_vec()));
     }
-    Some(Rebuilt {
-        data,
-        relocs: inp
-            .relocs
-            .iter()
-            .map(|r| NewReloc {
-                offset: r.offset,
-                symbol: r.symbol,
-                r_type: r.r_type,
-                addend: r.addend,
-            })
-            .collect(),
-        offset_map: None,
-    })
+    (!runs.is_empty()).then_some(Change::Patched(runs))
+}
+
+/// A section patched in place by `patches` (offset, new bytes), applied in order: the patches
+/// that change something, sorted and without overlaps; `None` when none changes anything.
+fn patched_at(inp: &Input<'_>, patches: &[(u64, Vec<u8>)]) -> Result<Option<Change>> {
+    let mut sorted: Vec<&(u64, Vec<u8>)> = patches.iter().collect();
+    sorted.sort_by_key(|p| p.0);
+    let mut end = 0u64;
+    let mut runs = Vec::with_capacity(sorted.len());
+    for &(at, ref bytes) in sorted {
+        let old = usize::try_from(at)
+            .ok()
+            .and_then(|a| inp.data.get(a..a.checked_add(bytes.len())?))
+            .ok_or_else(|| inp.err(at, "patch out of bounds"))?;
+        if at < end {
+            // Overlapping patches: apply them in order to a copy.
+            let mut data = inp.data.to_vec();
+            for (at, bytes) in patches {
+                let a = usize::try_from(*at).map_err(|_| inp.err(*at, "offset out of range"))?;
+                if let Some(dst) = data.get_mut(a..a + bytes.len()) {
+                    dst.copy_from_slice(bytes);
+                }
+            }
+            return Ok(patched(inp, &data));
+        }
+        end = at + bytes.len() as u64;
+        if old != bytes.as_slice() {
+            runs.push((at, bytes.clone()));
+        }
+    }
+    Ok((!runs.is_empty()).then_some(Change::Patched(runs)))
 }
 
 /// Result of a rebuild: `None` when nothing changed.
-fn unchanged_as_none(inp: &Input<'_>, r: Rebuilt) -> Option<Rebuilt> {
-    (r.data != inp.data).then_some(r)
+fn unchanged_as_none(inp: &Input<'_>, r: Rebuilt) -> Option<Change> {
+    (r.data != inp.data).then_some(Change::Full(r))
 }

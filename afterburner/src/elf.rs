@@ -563,6 +563,9 @@ pub struct NewSection {
 pub struct Edits {
     /// New contents by ELF section index.
     pub section_data: Vec<(usize, Vec<u8>)>,
+    /// In-place changes of contents by ELF section index: `(offset, new bytes)`, sorted, not
+    /// overlapping.
+    pub section_patches: Vec<(usize, Vec<(u64, Vec<u8>)>)>,
     /// Complete new relocation lists by ELF index of the section they apply to.
     pub relocs: Vec<(usize, Vec<Reloc>)>,
     /// In-place changes of relocations by ELF index of the section they apply to:
@@ -676,6 +679,15 @@ fn with_builder<R>(
     };
 
     for (i, data) in edits.section_data {
+        let id = sec_id(i)?;
+        b.sections.get_mut(id).data = SectionData::Data(data.into());
+    }
+    for (i, patches) in edits.section_patches {
+        let mut data = obj.sections[i].data.to_vec();
+        for (at, bytes) in patches {
+            let at = at as usize;
+            data[at..at + bytes.len()].copy_from_slice(&bytes);
+        }
         let id = sec_id(i)?;
         b.sections.get_mut(id).data = SectionData::Data(data.into());
     }

@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 
 use super::bytes::{uint_bytes, Cursor};
-use super::{unchanged_as_none, Ctx, Input, Out, Rebuilt, Result};
+use super::{unchanged_as_none, Change, Ctx, Input, Out, Result};
 
 /// What an FDE needs from its CIE.
 #[derive(Clone, Copy, Debug)]
@@ -36,7 +36,7 @@ struct Cie {
 }
 
 /// Rebuilds `.eh_frame` (`is_eh`) or `.debug_frame`.
-pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>, is_eh: bool) -> Result<Option<Rebuilt>> {
+pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>, is_eh: bool) -> Result<Option<Change>> {
     let data = inp.data;
     let mut out = Out::new(inp);
     let mut cies: BTreeMap<u64, (u64, Cie)> = BTreeMap::new();

@@ -13,7 +13,7 @@ use std::fmt;
 use gimli::{constants as dw, AttributeValue, EndianSlice, LittleEndian, RelocateReader};
 
 use super::bytes::{push_sleb, push_uleb, read_uint, uint_bytes, Cursor};
-use super::{patched, Addr, Ctx, DwarfError, Input, Out, Rebuilt, Result};
+use super::{patched_at, Addr, Change, Ctx, DwarfError, Input, Out, Result};
 
 /// The unit context of one range or location list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -347,22 +347,11 @@ fn dedup<T: Copy + PartialEq>(
 
 /// Applies the patches found by [`collect`] to one `.debug_info` section: in place, or, when
 /// some unit must grow, by rebuilding the section (units copied or re-laid out).
-pub(super) fn patch(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Option<Rebuilt>> {
+pub(super) fn patch(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Option<Change>> {
     let no_patches = Vec::new();
     let patches = facts.patches.get(&inp.index).unwrap_or(&no_patches);
     let Some(relayout) = facts.relayout.get(&inp.index) else {
-        if patches.is_empty() {
-            return Ok(None);
-        }
-        let mut data = inp.data.to_vec();
-        for (at, bytes) in patches {
-            let a = usize::try_from(*at).map_err(|_| inp.err(*at, "offset out of range"))?;
-            let dst = data
-                .get_mut(a..a + bytes.len())
-                .ok_or_else(|| inp.err(*at, "patch out of bounds"))?;
-            dst.copy_from_slice(bytes);
-        }
-        return Ok(patched(inp, data));
+        return patched_at(inp, patches);
     };
     // Sections holding DIE offsets relative to their unit, without relocations.
     for other in ctx.inputs.values() {
@@ -440,7 +429,7 @@ pub(super) fn patch(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Opt
             }
         }
     }
-    Ok(Some(r))
+    Ok(Some(Change::Full(r)))
 }
 
 /// One piece of a unit being re-laid out: original bytes `[a, b)` and what becomes of them.

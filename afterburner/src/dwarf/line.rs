@@ -16,7 +16,7 @@
 
 use super::bytes::{push_uleb, Cursor};
 use super::lists::{unit_end, unit_length};
-use super::{unchanged_as_none, Addr, Ctx, Input, Out, Rebuilt, Result};
+use super::{unchanged_as_none, Addr, Change, Ctx, Input, Out, Result};
 
 const DW_LNS_COPY: u8 = 1;
 const DW_LNS_ADVANCE_PC: u8 = 2;
@@ -29,7 +29,7 @@ const DW_LNE_END_SEQUENCE: u8 = 1;
 const DW_LNE_SET_ADDRESS: u8 = 2;
 
 /// Rebuilds a `.debug_line` section.
-pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>) -> Result<Option<Rebuilt>> {
+pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>) -> Result<Option<Change>> {
     let mut out = Out::new(inp);
     let mut pos = 0usize;
     while pos < inp.data.len() {

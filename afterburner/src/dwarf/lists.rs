@@ -16,7 +16,7 @@
 
 use super::bytes::{push_uleb, uint_bytes, Cursor};
 use super::info::{debug_addr, Facts, ListCtx, Marks};
-use super::{patched, unchanged_as_none, Addr, Ctx, Input, Out, Rebuilt, Result};
+use super::{patched, unchanged_as_none, Addr, Change, Ctx, Input, Out, Result};
 
 /// `DW_RLE_*` / `DW_LLE_*` entry kinds that share encodings.
 const END_OF_LIST: u8 = 0x00;
@@ -37,7 +37,7 @@ const LLE_START_LENGTH: u8 = 0x08;
 const LLE_GNU_VIEW_PAIR: u8 = 0x09;
 
 /// Rebuilds a `.debug_rnglists` or `.debug_loclists` section.
-pub(super) fn rewrite_v5(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Option<Rebuilt>> {
+pub(super) fn rewrite_v5(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Option<Change>> {
     let is_loc = inp.name == ".debug_loclists";
     let mut out = Out::new(inp);
     let mut marks = facts.marks(inp.index);
@@ -309,7 +309,7 @@ impl Entry<'_, '_, '_> {
 /// across a `(0, 0)` end-of-list pair. GCC writes an empty range at the base address as
 /// `(0, 0)`, which ends the list early for every reader but still has its (dead) successors
 /// computed by the assembler; they are remapped like live entries.
-pub(super) fn rewrite_v4(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Option<Rebuilt>> {
+pub(super) fn rewrite_v4(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Option<Change>> {
     let is_loc = inp.name == ".debug_loc";
     let mut data = inp.data.to_vec();
     let Some(first) = facts.first_list(inp.index) else {
@@ -393,5 +393,5 @@ pub(super) fn rewrite_v4(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Resul
             p = c.pos();
         }
     }
-    Ok(patched(inp, data))
+    Ok(patched(inp, &data))
 }

@@ -66,6 +66,8 @@ const SHN_XINDEX: u16 = elf::SHN_XINDEX.0;
 enum Body<'a> {
     /// Bytes (original or new).
     Data(Cow<'a, [u8]>),
+    /// The original bytes with some replaced: `(offset, bytes)`, sorted, not overlapping.
+    Patched(&'a [u8], Vec<(u64, Vec<u8>)>),
     /// `SHT_NOBITS` of this size: no file contents.
     Nobits(u64),
     /// Relocations (`rela`: `SHT_RELA` rather than `SHT_REL`).
@@ -194,6 +196,27 @@ pub(super) fn emit<W: Write>(obj: &Object<'_>, mut edits: Edits, out: &mut W) ->
             .get_mut(i)
             .ok_or_else(|| Error::internal(format!("no section {i}")))? = Some(data);
     }
+    let mut patches: Vec<Option<Vec<(u64, Vec<u8>)>>> = vec![None; table.len()];
+    for (i, p) in std::mem::take(&mut edits.section_patches) {
+        let data = obj
+            .sections
+            .get(i)
+            .map(|s| s.data)
+            .ok_or_else(|| Error::internal(format!("no section {i}")))?;
+        let mut end = 0u64;
+        for (at, bytes) in &p {
+            if *at < end || at.saturating_add(bytes.len() as u64) > data.len() as u64 {
+                return Err(Error::internal(
+                    "section patches overlap or run past the end",
+                ));
+            }
+            end = at + bytes.len() as u64;
+        }
+        if new_data[i].is_some() {
+            return Err(Error::internal("new contents and patches for one section"));
+        }
+        patches[i] = Some(p);
+    }
     let mut sections: Vec<OutSection<'_>> = Vec::with_capacity(table.len() + 4);
     for (i, sh) in table.iter().enumerate().skip(1) {
         let name = table
@@ -201,10 +224,11 @@ pub(super) fn emit<W: Write>(obj: &Object<'_>, mut edits: Edits, out: &mut W) ->
             .map_err(|e| Error::malformed(format!("section {i}: {e}")))?;
         let sh_type = sh.sh_type(LE).0;
         let flags = sh.sh_flags(LE).0;
-        let replaced = new_data[i].is_some();
-        let contents = match new_data[i].take() {
-            Some(d) => Cow::Owned(d),
-            None => Cow::Borrowed(obj.sections[i].data),
+        let replaced = new_data[i].is_some() || patches[i].is_some();
+        let contents = match (new_data[i].take(), patches[i].take()) {
+            (Some(d), _) => Body::Data(Cow::Owned(d)),
+            (None, Some(p)) => Body::Patched(obj.sections[i].data, p),
+            (None, None) => Body::Data(Cow::Borrowed(obj.sections[i].data)),
         };
         let body = match sh_type {
             SHT_NOBITS => Body::Nobits(sh.sh_size(LE)),
@@ -217,7 +241,7 @@ pub(super) fn emit<W: Write>(obj: &Object<'_>, mut edits: Edits, out: &mut W) ->
             | SHT_LLVM_DEPENDENT_LIBRARIES
             | SHT_NOTE
             | SHT_GROUP
-            | SHT_X86_64_UNWIND => Body::Data(contents),
+            | SHT_X86_64_UNWIND => contents,
             SHT_REL | SHT_RELA => {
                 let link = sh.sh_link(LE) as usize;
                 if link == 0 || link != symtab_index || flags & SHF_ALLOC != 0 {
@@ -233,7 +257,7 @@ pub(super) fn emit<W: Write>(obj: &Object<'_>, mut edits: Edits, out: &mut W) ->
             SHT_SYMTAB_SHNDX if i == shndx_index => Body::SymtabShndx,
             SHT_STRTAB if i == strtab_index => Body::Strtab,
             SHT_STRTAB if i == shstrndx => Body::Shstrtab,
-            SHT_STRTAB if name == b".annobin.notes" => Body::Data(contents),
+            SHT_STRTAB if name == b".annobin.notes" => contents,
             SHT_SYMTAB | SHT_SYMTAB_SHNDX | SHT_STRTAB => {
                 return Err(unsupported(format!(
                     "Unsupported section type {sh_type:x} at index {i}"
@@ -241,7 +265,7 @@ pub(super) fn emit<W: Write>(obj: &Object<'_>, mut edits: Edits, out: &mut W) ->
             }
             other => return Err(unsupported(format!("Unsupported section type {other:x}"))),
         };
-        if replaced && !matches!(body, Body::Data(_)) {
+        if replaced && !matches!(body, Body::Data(_) | Body::Patched(..)) {
             return Err(Error::internal(
                 "new contents for a section without file data",
             ));
@@ -475,8 +499,13 @@ pub(super) fn emit<W: Write>(obj: &Object<'_>, mut edits: Edits, out: &mut W) ->
     let mut last_end = 64u64;
     for (s, p) in sections.iter().zip(place.iter_mut()) {
         match &s.body {
-            Body::Data(d) => {
-                *p = reserve(d.len() as u64, s.align);
+            Body::Data(_) | Body::Patched(..) => {
+                let len = match &s.body {
+                    Body::Data(d) => d.len(),
+                    Body::Patched(d, _) => d.len(),
+                    _ => 0,
+                };
+                *p = reserve(len as u64, s.align);
                 if p.0 - last_end > MAX_PADDING {
                     return Err(Error::in_section(
                         &String::from_utf8_lossy(&s.name),
@@ -546,9 +575,24 @@ pub(super) fn emit<W: Write>(obj: &Object<'_>, mut edits: Edits, out: &mut W) ->
     w.write(&eh)?;
 
     for (s, p) in sections.iter().zip(&place) {
-        if let Body::Data(d) = &s.body {
-            w.pad_to(p.0)?;
-            w.write(d)?;
+        match &s.body {
+            Body::Data(d) => {
+                w.pad_to(p.0)?;
+                w.write(d)?;
+            }
+            Body::Patched(d, patches) => {
+                w.pad_to(p.0)?;
+                let mut from = 0usize;
+                for (at, bytes) in patches {
+                    // (Checked above: sorted, not overlapping, inside the section.)
+                    let at = usize::try_from(*at).unwrap_or(d.len()).min(d.len());
+                    w.write(&d[from.min(at)..at])?;
+                    w.write(bytes)?;
+                    from = at + bytes.len();
+                }
+                w.write(&d[from.min(d.len())..])?;
+            }
+            _ => {}
         }
     }
     if let Some(i) = symtab_out {
