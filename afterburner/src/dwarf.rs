@@ -320,13 +320,20 @@ fn run<T: Send>(
     }
 
     // Final addends: through the code maps and the maps of sections rebuilt here.
-    let debug_maps: BTreeMap<usize, OffsetMap> = done
-        .iter()
-        .filter_map(|(i, r)| match r {
-            Change::Full(r) => r.offset_map.clone().map(|m| (*i, m)),
-            Change::Patched(_) => None,
-        })
-        .collect();
+    let mut owned_maps: Vec<Option<OffsetMap>> = Vec::new();
+    for (i, r) in &done {
+        if let Change::Full(Rebuilt {
+            offset_map: Some(m),
+            ..
+        }) = r
+        {
+            if owned_maps.len() <= *i {
+                owned_maps.resize(*i + 1, None);
+            }
+            owned_maps[*i] = Some(m.clone());
+        }
+    }
+    let debug_maps: Vec<Option<&OffsetMap>> = owned_maps.iter().map(Option::as_ref).collect();
     done.into_par_iter()
         .map(|(index, r)| {
             let inp = &ctx.inputs[&index];
@@ -451,10 +458,24 @@ impl Input<'_> {
     }
 
     fn reloc_at(&self, off: u64) -> Option<&Rel> {
-        self.relocs
-            .binary_search_by_key(&off, |r| r.offset)
-            .ok()
-            .map(|i| &self.relocs[i])
+        let i = self.first_at_or_after(off, self.hint());
+        self.set_hint(i);
+        self.relocs.get(i).filter(|r| r.offset == off)
+    }
+
+    /// Where this thread's last lookup in this section ended (lookups mostly go forward):
+    /// a hint for [`Self::first_at_or_after`].
+    fn hint(&self) -> usize {
+        let key = self.relocs.as_ptr() as usize;
+        LOOKUP_HINT.with(|h| match h.get() {
+            (k, i) if k == key => i,
+            _ => usize::MAX,
+        })
+    }
+
+    fn set_hint(&self, i: usize) {
+        let key = self.relocs.as_ptr() as usize;
+        LOOKUP_HINT.with(|h| h.set((key, i)));
     }
 
     /// [`Self::reloc_at`] for offsets visited mostly in increasing order: `hint` is the index
@@ -487,8 +508,9 @@ impl Input<'_> {
 
     /// Index range of the relocations with offsets in `[a, b)`.
     fn reloc_range(&self, a: u64, b: u64) -> std::ops::Range<usize> {
-        let lo = self.relocs.partition_point(|r| r.offset < a);
-        let hi = self.relocs.partition_point(|r| r.offset < b);
+        let lo = self.first_at_or_after(a, self.hint());
+        let hi = self.first_at_or_after(b, lo);
+        self.set_hint(hi);
         lo..hi.max(lo)
     }
 
@@ -506,18 +528,25 @@ impl Input<'_> {
     }
 }
 
+thread_local! {
+    /// (Relocation list, index) of this thread's last relocation lookup ([`Input::hint`]).
+    static LOOKUP_HINT: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+}
+
 /// Everything the submodules share: maps, symbols and the sections of interest.
 struct Ctx<'d> {
-    maps: &'d BTreeMap<usize, OffsetMap>,
-    /// `maps` by section index (the lookup of every mapped location).
+    /// The code maps by section index.
     map_by_index: Vec<Option<&'d OffsetMap>>,
     syms: Vec<Option<Sym>>,
     /// Section index → name, for every section.
     names: BTreeMap<usize, String>,
     /// Active and passive debug sections by index.
     inputs: BTreeMap<usize, Input<'d>>,
-    /// Sections that relocations in *other* sections point into.
-    targeted: std::collections::BTreeSet<usize>,
+    /// The relocation sections of each section ([`relocation_chains`]).
+    chains: Vec<Vec<RawRelocs<'d>>>,
+    /// Sections that relocations in *other* sections point into (worked out when first asked:
+    /// it takes a look at every relocation of the file).
+    targeted: std::sync::OnceLock<Vec<bool>>,
 }
 
 /// The entries of one relocation section, read in place.
@@ -631,28 +660,8 @@ impl<'d> Ctx<'d> {
         let chains = relocation_chains(file)?;
         let mut names = BTreeMap::new();
         let mut inputs = BTreeMap::new();
-        let mut targeted = std::collections::BTreeSet::new();
-        // (A flag per section first: there is a lookup per relocation of the file.)
-        let mut is_targeted = vec![false; chains.len()];
         for sec in file.sections() {
             let index = sec.index().0;
-            for raw in chains.get(index).into_iter().flatten() {
-                for r in raw.iter() {
-                    if let Some(Some(Sym {
-                        section: Some(t), ..
-                    })) = syms.get(r.symbol as usize)
-                    {
-                        if r.symbol != 0 && *t != index {
-                            match is_targeted.get_mut(*t) {
-                                Some(f) => *f = true,
-                                None => {
-                                    targeted.insert(*t);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
             let name = sec
                 .name()
                 .map_err(|e| file_err(format!("section {index}: bad name: {e}")))?
@@ -728,7 +737,6 @@ impl<'d> Ctx<'d> {
                 },
             );
         }
-        targeted.extend((0..is_targeted.len()).filter(|&i| is_targeted[i]));
         let mut map_by_index = Vec::new();
         for (&i, m) in maps {
             if i < chains.len() {
@@ -739,12 +747,12 @@ impl<'d> Ctx<'d> {
             }
         }
         Ok(Ctx {
-            maps,
+            chains,
+            targeted: std::sync::OnceLock::new(),
             map_by_index,
             syms,
             names,
             inputs,
-            targeted,
         })
     }
 
@@ -838,7 +846,7 @@ impl<'d> Ctx<'d> {
         &self,
         inp: &Input<'_>,
         rel: &NewReloc,
-        debug_maps: &BTreeMap<usize, OffsetMap>,
+        debug_maps: &[Option<&OffsetMap>],
     ) -> Result<i64> {
         let orig = Rel {
             offset: rel.offset,
@@ -854,24 +862,54 @@ impl<'d> Ctx<'d> {
             // Relocations into the section itself are final as its rewriter wrote them.
             return Ok(rel.addend);
         }
-        let Some(map) = self.maps.get(&sec).or_else(|| debug_maps.get(&sec)) else {
+        let code_map = self.map_by_index.get(sec).copied().flatten();
+        let Some(map) = code_map.or_else(|| debug_maps.get(sec).copied().flatten()) else {
             return Ok(rel.addend);
         };
         if map.is_identity() {
             return Ok(rel.addend);
         }
-        let target = self.names.get(&sec).map_or("?", String::as_str);
+        let target = || self.names.get(&sec).map_or("?", String::as_str);
         if !reloc_is_mappable(rel.r_type) {
             return Err(inp.err(
                 rel.offset,
                 format!(
-                    "relocation type {} into moved section {target} cannot be mapped",
-                    rel.r_type
+                    "relocation type {} into moved section {} cannot be mapped",
+                    rel.r_type,
+                    target()
                 ),
             ));
         }
-        map.map_addend(sym.value, rel.addend, 0)
-            .ok_or_else(|| inp.err(rel.offset, format!("mapped addend into {target} overflows")))
+        map.map_addend(sym.value, rel.addend, 0).ok_or_else(|| {
+            inp.err(
+                rel.offset,
+                format!("mapped addend into {} overflows", target()),
+            )
+        })
+    }
+
+    /// Whether relocations in other sections point into section `index`.
+    fn is_targeted(&self, index: usize) -> bool {
+        let flags = self.targeted.get_or_init(|| {
+            let mut flags = vec![false; self.chains.len()];
+            for (sec, chain) in self.chains.iter().enumerate() {
+                for r in chain.iter().flat_map(RawRelocs::iter) {
+                    if let Some(Some(Sym {
+                        section: Some(t), ..
+                    })) = self.syms.get(r.symbol as usize)
+                    {
+                        if r.symbol != 0 && *t != sec {
+                            if let Some(f) = flags.get_mut(*t) {
+                                *f = true;
+                            }
+                        }
+                    }
+                }
+            }
+            flags
+        });
+        // (A symbol's section past the section table: nothing of this file points there.)
+        flags.get(index).copied().unwrap_or(false)
     }
 
     /// The single section named `name`, when there is exactly one.
@@ -1011,7 +1049,12 @@ impl Out {
     /// offset map (`None` when its layout did not change). A layout that shrinks somewhere has
     /// no [`OffsetMap`]; that is an error unless `may_shrink` and no other section points into
     /// this one.
-    fn finish(mut self, inp: &Input<'_>, may_shrink: bool, targeted: bool) -> Result<Rebuilt> {
+    fn finish(
+        mut self,
+        inp: &Input<'_>,
+        may_shrink: bool,
+        targeted: impl Fn() -> bool,
+    ) -> Result<Rebuilt> {
         if let Some(i) = self.consumed.iter().position(|c| !c) {
             return Err(inp.err(
                 inp.relocs[self.first + i].offset,
@@ -1033,7 +1076,7 @@ impl Out {
                 if !may_shrink {
                     return Err(inp.err(o, "internal: rebuilt section would shrink"));
                 }
-                if targeted {
+                if targeted() {
                     return Err(inp.err(
                         o,
                         "section got shorter here and other sections point into it",

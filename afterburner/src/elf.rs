@@ -538,6 +538,9 @@ impl RelocClass {
     }
 }
 
+/// In-place changes of a section's contents: `(offset, new bytes)`, sorted, not overlapping.
+pub type BytePatches = Vec<(u64, Vec<u8>)>;
+
 /// An in-place change of one relocation: `(index in file order, new offset, new addend)`.
 pub type RelocPatch = (u32, u64, i64);
 
@@ -565,7 +568,7 @@ pub struct Edits {
     pub section_data: Vec<(usize, Vec<u8>)>,
     /// In-place changes of contents by ELF section index: `(offset, new bytes)`, sorted, not
     /// overlapping.
-    pub section_patches: Vec<(usize, Vec<(u64, Vec<u8>)>)>,
+    pub section_patches: Vec<(usize, BytePatches)>,
     /// Complete new relocation lists by ELF index of the section they apply to.
     pub relocs: Vec<(usize, Vec<Reloc>)>,
     /// In-place changes of relocations by ELF index of the section they apply to:

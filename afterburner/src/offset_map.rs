@@ -49,6 +49,9 @@ impl OffsetMap {
 
     /// Bytes inserted at points `<= x`.
     pub fn delta(&self, x: u64) -> u64 {
+        if self.points.first().is_none_or(|&(p, _)| x < p) {
+            return 0;
+        }
         let i = self.points.partition_point(|&(p, _)| p <= x);
         if i == 0 {
             0

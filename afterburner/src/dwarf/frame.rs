@@ -102,8 +102,10 @@ pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>, is_eh: bool) -> Result<Opt
         }
         pos = end;
     }
-    let targeted = ctx.targeted.contains(&inp.index);
-    Ok(unchanged_as_none(inp, out.finish(inp, true, targeted)?))
+    Ok(unchanged_as_none(
+        inp,
+        out.finish(inp, true, || ctx.is_targeted(inp.index))?,
+    ))
 }
 
 /// How the producer aligned record ends: the largest of 8, 4, 2, 1 dividing every original

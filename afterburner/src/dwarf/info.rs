@@ -144,7 +144,9 @@ struct Found {
     patches: Vec<(usize, u64, Vec<u8>)>,
     /// Grown values: (`.debug_info` section, offset, new value, unit offset).
     grow: Vec<(usize, u64, u64, u64)>,
-    /// Order of the next list or view reference.
+    /// The stretch (its place among the stretches).
+    stretch: u32,
+    /// Order of the next list or view reference in the stretch.
     next: u32,
 }
 
@@ -246,8 +248,12 @@ pub(super) fn collect(ctx: &Ctx<'_>) -> Result<Facts> {
     }
     let walked: Vec<(Found, Option<DwarfError>)> = stretches
         .par_iter()
-        .map(|(inp, offsets)| {
-            let mut found = Found::default();
+        .enumerate()
+        .map(|(k, (inp, offsets))| {
+            let mut found = Found {
+                stretch: u32::try_from(k).unwrap_or(u32::MAX),
+                ..Found::default()
+            };
             let error = walk(ctx, inp, offsets, &mut found).err();
             (found, error)
         })
@@ -278,18 +284,11 @@ fn merge<'n>(
     name: impl Fn(usize) -> &'n str,
 ) -> Result<Facts> {
     let mut facts = Facts::default();
-    let mut lists = Vec::new();
-    let mut views = Vec::new();
-    for (k, found) in all.into_iter().enumerate() {
-        let k = u32::try_from(k).unwrap_or(u32::MAX);
-        lists.extend(found.lists.into_iter().map(|r| Reference {
-            order: (k, r.order.1),
-            ..r
-        }));
-        views.extend(found.views.into_iter().map(|r| Reference {
-            order: (k, r.order.1),
-            ..r
-        }));
+    let mut lists = Vec::with_capacity(all.iter().map(|f| f.lists.len()).sum());
+    let mut views = Vec::with_capacity(all.iter().map(|f| f.views.len()).sum());
+    for mut found in all {
+        lists.append(&mut found.lists);
+        views.append(&mut found.views);
         for (sec, at, bytes) in found.patches {
             facts.patches.entry(sec).or_default().push((at, bytes));
         }
@@ -330,17 +329,21 @@ fn merge<'n>(
 /// One `(key, value)` per key, from the first reference in walk order; `conflict` is called
 /// with the first reference of each key whose value differs from the first one's.
 fn dedup<T: Copy + PartialEq>(
-    mut refs: Vec<Reference<T>>,
+    refs: Vec<Reference<T>>,
     mut conflict: impl FnMut(&Reference<T>),
 ) -> Vec<((usize, u64), T)> {
-    refs.sort_unstable_by_key(|r| (r.key, r.order));
-    let mut out = Vec::with_capacity(refs.len());
-    for group in refs.chunk_by(|a, b| a.key == b.key) {
-        let first = group[0].value;
-        if let Some(r) = group.iter().find(|r| r.value != first) {
-            conflict(r);
+    // Sorted by key through an index (the references are large). The sort is stable and
+    // `refs` is in walk order, so references to one list stay in walk order.
+    let mut order: Vec<((usize, u64), usize)> =
+        refs.iter().enumerate().map(|(i, r)| (r.key, i)).collect();
+    order.sort_by_key(|e| e.0);
+    let mut out = Vec::with_capacity(order.len());
+    for group in order.chunk_by(|a, b| a.0 == b.0) {
+        let first = refs[group[0].1].value;
+        if let Some(&(_, i)) = group.iter().find(|e| refs[e.1].value != first) {
+            conflict(&refs[i]);
         }
-        out.push((group[0].key, first));
+        out.push((group[0].0, first));
     }
     out
 }
@@ -411,7 +414,7 @@ pub(super) fn patch(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Opt
     if pos != inp.data.len() as u64 {
         return Err(inp.err(pos, "trailing bytes after the last unit"));
     }
-    let mut r = out.finish(inp, false, false)?;
+    let mut r = out.finish(inp, false, || false)?;
     // References from the section to itself (DW_FORM_ref_addr, ...) follow its own map.
     if let Some(map) = &r.offset_map {
         for rel in &mut r.relocs {
@@ -697,33 +700,73 @@ fn walk(ctx: &Ctx<'_>, inp: &Input<'_>, offsets: &[u64], found: &mut Found) -> R
         let abbrevs = gimli::DebugAbbrev::new(abbrev_data, LittleEndian)
             .abbreviations(header.debug_abbrev_offset())
             .map_err(|e| gerr(inp, abbrev_field, e))?;
-        let mut entries = header
+        let entries = header
             .entries_raw(&abbrevs, None)
             .map_err(|e| gerr(inp, unit_off, e))?;
+        let encoding = header.encoding();
+        let root = unit_off + entries.next_offset().0 as u64;
+        let unit_end = unit_off + header.length_including_self() as u64;
+        let end = usize::try_from(unit_end).unwrap_or(usize::MAX);
 
         let mut unit: Option<UnitCtx> = None;
         let mut attrs = Vec::new();
-        let mut matters = Vec::new();
-        while !entries.is_empty() {
-            let die_at = unit_off + entries.next_offset().0 as u64;
+        let mut plans = Plans::default();
+        let mut pos = root;
+        while pos < unit_end {
+            let die_at = pos;
+            if unit.is_some() {
+                // Null entries and DIEs with nothing to look at: stepped over in place.
+                let next = usize::try_from(die_at)
+                    .ok()
+                    .and_then(|p| plans.step_over(inp.data, p, end, &abbrevs, encoding));
+                if let Some(next) = next {
+                    pos = next as u64;
+                    continue;
+                }
+            }
+            let start = usize::try_from(die_at - unit_off)
+                .map_err(|_| inp.err(die_at, "offset out of range"))?;
+            let mut entries = header
+                .entries_raw(&abbrevs, Some(gimli::UnitOffset(start)))
+                .map_err(|e| gerr(inp, die_at, e))?;
             let abbrev = entries
                 .read_abbreviation()
                 .map_err(|e| gerr(inp, die_at, e))?;
+            pos = unit_off + entries.next_offset().0 as u64;
             let Some(abbrev) = abbrev else { continue };
-            if unit.is_some() && !may_matter(abbrev, &mut matters) {
-                entries
-                    .skip_attributes(abbrev.attributes())
-                    .map_err(|e| gerr(inp, die_at, e))?;
-                continue;
-            }
             attrs.clear();
-            for spec in abbrev.attributes() {
-                let at = unit_off + entries.next_offset().0 as u64;
-                let attr = entries
-                    .read_attribute(*spec)
-                    .map_err(|e| gerr(inp, at, e))?;
-                attrs.push((at, spec.form() == dw::DW_FORM_indirect, attr));
+            let specs = abbrev.attributes();
+            if unit.is_some() {
+                // Only the attributes `Die::process` looks at are read.
+                let reads = plans.reads(abbrev, encoding);
+                let mut k = 0;
+                for &r in reads {
+                    if r > k {
+                        entries
+                            .skip_attributes(&specs[k..r])
+                            .map_err(|e| gerr(inp, die_at, e))?;
+                    }
+                    let spec = specs[r];
+                    let at = unit_off + entries.next_offset().0 as u64;
+                    let attr = entries.read_attribute(spec).map_err(|e| gerr(inp, at, e))?;
+                    attrs.push((at, spec.form() == dw::DW_FORM_indirect, attr));
+                    k = r + 1;
+                }
+                if k < specs.len() {
+                    entries
+                        .skip_attributes(&specs[k..])
+                        .map_err(|e| gerr(inp, die_at, e))?;
+                }
+            } else {
+                for spec in specs {
+                    let at = unit_off + entries.next_offset().0 as u64;
+                    let attr = entries
+                        .read_attribute(*spec)
+                        .map_err(|e| gerr(inp, at, e))?;
+                    attrs.push((at, spec.form() == dw::DW_FORM_indirect, attr));
+                }
             }
+            pos = unit_off + entries.next_offset().0 as u64;
             let u = match unit {
                 Some(u) => u,
                 None => {
@@ -766,38 +809,250 @@ fn walk(ctx: &Ctx<'_>, inp: &Input<'_>, offsets: &[u64], found: &mut Found) -> R
     Ok(())
 }
 
-/// Whether a DIE of this abbreviation (other than the unit DIE) can hold anything
-/// [`Die::process`] looks at: an address or pc attribute, a location view list, or a form
-/// that can name a range or location list. DIEs of other abbreviations are skipped unread.
-/// `cache` remembers the answer by abbreviation code.
-fn may_matter(abbrev: &gimli::Abbreviation, cache: &mut Vec<u8>) -> bool {
-    let code = usize::try_from(abbrev.code()).ok().filter(|&c| c < 1 << 16);
-    if let Some(&known) = code.and_then(|c| cache.get(c)) {
-        if known != 0 {
-            return known == 2;
-        }
-    }
-    let yes = abbrev.attributes().iter().any(|s| {
-        matches!(
-            s.name(),
-            dw::DW_AT_low_pc | dw::DW_AT_high_pc | dw::DW_AT_entry_pc | dw::DW_AT_GNU_locviews
-        ) || matches!(
-            s.form(),
+/// Which attributes of each abbreviation [`Die::process`] needs (by abbreviation code, for one
+/// unit): address and pc attributes, location view lists, and the forms that can name a range
+/// or location list. The others are skipped unread, and DIEs with none of them are stepped
+/// over in the section's bytes ([`Plans::step_over`]) without gimli.
+#[derive(Default)]
+struct Plans {
+    /// By abbreviation code (codes past 2^16 share slot 0, worked out each time); `None`: not
+    /// worked out yet.
+    by_code: Vec<Option<Plan>>,
+}
+
+/// What to do with the attributes of one abbreviation.
+enum Plan {
+    /// Read these (indices); skip the others.
+    Read(Vec<usize>),
+    /// Step over all of them, as these steps.
+    Skip(Vec<Step>),
+}
+
+/// One step over attribute bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// A fixed number of bytes (consecutive fixed-size attributes together).
+    Bytes(u32),
+    /// A LEB128 number.
+    Leb,
+    /// A NUL-terminated string.
+    CStr,
+    /// A block with a 1-, 2- or 4-byte length, or (0) a ULEB128 length.
+    Block(u8),
+}
+
+/// The attributes `Die::process` looks at.
+fn wanted(s: &gimli::AttributeSpecification) -> bool {
+    matches!(
+        s.name(),
+        dw::DW_AT_low_pc | dw::DW_AT_high_pc | dw::DW_AT_entry_pc | dw::DW_AT_GNU_locviews
+    ) || matches!(
+        s.form(),
+        dw::DW_FORM_sec_offset
+            | dw::DW_FORM_data4
+            | dw::DW_FORM_data8
+            | dw::DW_FORM_rnglistx
+            | dw::DW_FORM_loclistx
+            | dw::DW_FORM_indirect
+    )
+}
+
+/// The steps over attributes of these forms (the sizes gimli's `skip_attributes` uses), or
+/// `None` when a form has no fixed way to be stepped over here (`DW_FORM_indirect`, unknown
+/// forms: gimli reads those DIEs, and reports what is wrong).
+fn steps(specs: &[gimli::AttributeSpecification], enc: gimli::Encoding) -> Option<Vec<Step>> {
+    let mut out = Vec::new();
+    let mut fixed = 0u32;
+    for spec in specs {
+        let size = match spec.form() {
+            dw::DW_FORM_addr => Some(enc.address_size),
+            dw::DW_FORM_implicit_const | dw::DW_FORM_flag_present => Some(0),
+            dw::DW_FORM_data1
+            | dw::DW_FORM_flag
+            | dw::DW_FORM_strx1
+            | dw::DW_FORM_ref1
+            | dw::DW_FORM_addrx1 => Some(1),
+            dw::DW_FORM_data2 | dw::DW_FORM_ref2 | dw::DW_FORM_addrx2 | dw::DW_FORM_strx2 => {
+                Some(2)
+            }
+            dw::DW_FORM_addrx3 | dw::DW_FORM_strx3 => Some(3),
+            dw::DW_FORM_data4
+            | dw::DW_FORM_ref_sup4
+            | dw::DW_FORM_ref4
+            | dw::DW_FORM_strx4
+            | dw::DW_FORM_addrx4 => Some(4),
+            dw::DW_FORM_data8 | dw::DW_FORM_ref8 | dw::DW_FORM_ref_sig8 | dw::DW_FORM_ref_sup8 => {
+                Some(8)
+            }
+            dw::DW_FORM_data16 => Some(16),
             dw::DW_FORM_sec_offset
-                | dw::DW_FORM_data4
-                | dw::DW_FORM_data8
-                | dw::DW_FORM_rnglistx
-                | dw::DW_FORM_loclistx
-                | dw::DW_FORM_indirect
-        )
-    });
-    if let Some(c) = code {
-        if cache.len() <= c {
-            cache.resize(c + 1, 0);
+            | dw::DW_FORM_GNU_ref_alt
+            | dw::DW_FORM_strp
+            | dw::DW_FORM_strp_sup
+            | dw::DW_FORM_GNU_strp_alt
+            | dw::DW_FORM_line_strp => Some(enc.format.word_size()),
+            dw::DW_FORM_ref_addr => Some(if enc.version == 2 {
+                enc.address_size
+            } else {
+                enc.format.word_size()
+            }),
+            _ => None,
+        };
+        if let Some(n) = size {
+            fixed += u32::from(n);
+            continue;
         }
-        cache[c] = if yes { 2 } else { 1 };
+        let step = match spec.form() {
+            dw::DW_FORM_block1 => Step::Block(1),
+            dw::DW_FORM_block2 => Step::Block(2),
+            dw::DW_FORM_block4 => Step::Block(4),
+            dw::DW_FORM_block | dw::DW_FORM_exprloc => Step::Block(0),
+            dw::DW_FORM_string => Step::CStr,
+            dw::DW_FORM_udata
+            | dw::DW_FORM_sdata
+            | dw::DW_FORM_ref_udata
+            | dw::DW_FORM_strx
+            | dw::DW_FORM_GNU_str_index
+            | dw::DW_FORM_addrx
+            | dw::DW_FORM_GNU_addr_index
+            | dw::DW_FORM_loclistx
+            | dw::DW_FORM_rnglistx => Step::Leb,
+            _ => return None,
+        };
+        if fixed > 0 {
+            out.push(Step::Bytes(fixed));
+            fixed = 0;
+        }
+        out.push(step);
     }
-    yes
+    if fixed > 0 {
+        out.push(Step::Bytes(fixed));
+    }
+    Some(out)
+}
+
+/// A ULEB128 number at `*pos` in `data` (before `end`), or `None` when it runs past `end` or
+/// does not fit 64 bits.
+fn raw_uleb(data: &[u8], pos: &mut usize, end: usize) -> Option<u64> {
+    let mut v = 0u64;
+    let mut shift = 0u32;
+    loop {
+        if *pos >= end {
+            return None;
+        }
+        let b = *data.get(*pos)?;
+        *pos += 1;
+        if shift >= 64 || (shift > 57 && u64::from(b & 0x7f) >> (64 - shift) != 0) {
+            return None;
+        }
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+        shift += 7;
+    }
+}
+
+/// The position after stepping over attributes by `steps` from `pos`, or `None` when they
+/// run past `end`.
+fn step(data: &[u8], mut pos: usize, end: usize, steps: &[Step]) -> Option<usize> {
+    let end = end.min(data.len());
+    for s in steps {
+        pos = match *s {
+            Step::Bytes(n) => pos.checked_add(n as usize)?,
+            Step::Leb => {
+                let rest = data.get(pos..end)?;
+                pos + rest.iter().position(|b| b & 0x80 == 0)? + 1
+            }
+            Step::CStr => {
+                let rest = data.get(pos..end)?;
+                pos + rest.iter().position(|&b| b == 0)? + 1
+            }
+            Step::Block(0) => {
+                let n = raw_uleb(data, &mut pos, end)?;
+                pos.checked_add(usize::try_from(n).ok()?)?
+            }
+            Step::Block(w) => {
+                let w = usize::from(w);
+                let b = data.get(pos..pos.checked_add(w)?)?;
+                let mut v = [0u8; 8];
+                v[..w].copy_from_slice(b);
+                pos.checked_add(w)?
+                    .checked_add(usize::try_from(u64::from_le_bytes(v)).ok()?)?
+            }
+        };
+        if pos > end {
+            return None;
+        }
+    }
+    Some(pos)
+}
+
+impl Plans {
+    fn plan(&mut self, abbrev: &gimli::Abbreviation, enc: gimli::Encoding) -> &Plan {
+        let make = || {
+            let reads: Vec<usize> = abbrev
+                .attributes()
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| wanted(s))
+                .map(|(i, _)| i)
+                .collect();
+            if reads.is_empty() {
+                if let Some(steps) = steps(abbrev.attributes(), enc) {
+                    return Plan::Skip(steps);
+                }
+            }
+            Plan::Read(reads)
+        };
+        let code = usize::try_from(abbrev.code()).ok().filter(|&c| c < 1 << 16);
+        let c = code.unwrap_or(0);
+        if self.by_code.len() <= c {
+            self.by_code.resize_with(c + 1, || None);
+        }
+        if code.is_none() {
+            self.by_code[0] = None;
+        }
+        self.by_code[c].get_or_insert_with(make)
+    }
+
+    /// The attributes of `abbrev` to read (all others are skipped).
+    fn reads(&mut self, abbrev: &gimli::Abbreviation, enc: gimli::Encoding) -> &[usize] {
+        match self.plan(abbrev, enc) {
+            Plan::Read(r) => r,
+            Plan::Skip(_) => &[],
+        }
+    }
+
+    /// The end of the DIE at `pos` (before `end`) when it is a null entry or has nothing
+    /// `Die::process` looks at; `None` when gimli must read it (or report what is wrong).
+    fn step_over(
+        &mut self,
+        data: &[u8],
+        pos: usize,
+        end: usize,
+        abbrevs: &gimli::Abbreviations,
+        enc: gimli::Encoding,
+    ) -> Option<usize> {
+        let mut p = pos;
+        let code = raw_uleb(data, &mut p, end)?;
+        if code == 0 {
+            return Some(p);
+        }
+        let known = usize::try_from(code)
+            .ok()
+            .filter(|&c| c != 0 && c < 1 << 16)
+            .and_then(|c| self.by_code.get(c))
+            .and_then(Option::as_ref);
+        let plan = match known {
+            Some(plan) => plan,
+            None => self.plan(abbrevs.get(code)?, enc),
+        };
+        match plan {
+            Plan::Skip(steps) => step(data, p, end, steps),
+            Plan::Read(_) => None,
+        }
+    }
 }
 
 /// The section a relocated offset field at `at` points into: the relocation's symbol section,
@@ -1002,7 +1257,7 @@ impl Die<'_, '_> {
                         value: l,
                         sec: inp.index,
                         at,
-                        order: (0, facts.next),
+                        order: (facts.stretch, facts.next),
                     });
                     facts.next += 1;
                 }
@@ -1059,7 +1314,7 @@ impl Die<'_, '_> {
             value: lc,
             sec: self.inp.index,
             at,
-            order: (0, facts.next),
+            order: (facts.stretch, facts.next),
         });
         facts.next += 1;
         Ok(())
@@ -1216,10 +1471,25 @@ mod tests {
         }
     }
 
-    fn found(lists: Vec<Reference<ListCtx>>, views: Vec<Reference<u64>>) -> Found {
+    /// What stretch `k` found (references numbered in the order given).
+    fn found(k: u32, lists: Vec<Reference<ListCtx>>, views: Vec<Reference<u64>>) -> Found {
+        let at = |r: (u32, u32)| (k, r.1);
         Found {
-            lists,
-            views,
+            lists: lists
+                .into_iter()
+                .map(|r| Reference {
+                    order: at(r.order),
+                    ..r
+                })
+                .collect(),
+            views: views
+                .into_iter()
+                .map(|r| Reference {
+                    order: at(r.order),
+                    ..r
+                })
+                .collect(),
+            stretch: k,
             ..Default::default()
         }
     }
@@ -1235,8 +1505,13 @@ mod tests {
         // Agreeing references, in two stretches: one entry per list, lookups work.
         let facts = merge(
             vec![
-                found(vec![list(0x40, 0, 0x10, 0), list(0x10, 5, 0x20, 1)], vec![]),
                 found(
+                    0,
+                    vec![list(0x40, 0, 0x10, 0), list(0x10, 5, 0x20, 1)],
+                    vec![],
+                ),
+                found(
+                    1,
                     vec![list(0x40, 0, 0x90, 0)],
                     vec![view(0x30, 0x40, 0x94, 1)],
                 ),
@@ -1258,8 +1533,12 @@ mod tests {
         // The second stretch disagrees: the error names its reference.
         let e = merge(
             vec![
-                found(vec![list(0x40, 0, 0x10, 0)], vec![]),
-                found(vec![list(0x40, 8, 0x90, 0), list(0x40, 9, 0x98, 1)], vec![]),
+                found(0, vec![list(0x40, 0, 0x10, 0)], vec![]),
+                found(
+                    1,
+                    vec![list(0x40, 8, 0x90, 0), list(0x40, 9, 0x98, 1)],
+                    vec![],
+                ),
             ],
             None,
             name,
@@ -1273,10 +1552,12 @@ mod tests {
         let e = merge(
             vec![
                 found(
+                    0,
                     vec![list(0x40, 0, 0x10, 0)],
                     vec![view(0x30, 0x40, 0x14, 1)],
                 ),
                 found(
+                    1,
                     vec![list(0x40, 8, 0x98, 1)],
                     vec![view(0x30, 0x50, 0x90, 0)],
                 ),
@@ -1294,6 +1575,7 @@ mod tests {
         let walk_error = DwarfError::new(".debug_info", 0x200, "bad DIE");
         let e = merge(
             vec![found(
+                0,
                 vec![list(0x40, 0, 0x10, 0), list(0x40, 1, 0x18, 1)],
                 vec![],
             )],
@@ -1304,12 +1586,118 @@ mod tests {
         .unwrap();
         assert_eq!(e.offset, 0x18);
         let e = merge(
-            vec![found(vec![list(0x40, 0, 0x10, 0)], vec![])],
+            vec![found(0, vec![list(0x40, 0, 0x10, 0)], vec![])],
             Some(walk_error.clone()),
             name,
         )
         .err()
         .unwrap();
         assert_eq!(e, walk_error);
+    }
+
+    /// Every DIE of `obj`'s `.debug_info` (no relocations applied: only positions matter) is
+    /// stepped over both by gimli's `skip_attributes` and by [`steps`]/[`step`]; returns how
+    /// many DIEs were compared.
+    fn compare_steps(obj: &[u8]) -> usize {
+        use object::{Object, ObjectSection};
+        let file = object::File::parse(obj).unwrap();
+        let section = |name: &str| {
+            file.section_by_name(name)
+                .and_then(|s| s.data().ok())
+                .unwrap_or(&[])
+        };
+        let info = section(".debug_info");
+        let abbrev = gimli::DebugAbbrev::new(section(".debug_abbrev"), LittleEndian);
+        let mut units = gimli::DebugInfo::new(info, LittleEndian).units();
+        let mut compared = 0;
+        while let Some(header) = units.next().unwrap() {
+            let unit_off = header.debug_info_offset().unwrap().0;
+            let end = unit_off + header.length_including_self();
+            let abbrevs = header.abbreviations(&abbrev).unwrap();
+            let mut entries = header.entries_raw(&abbrevs, None).unwrap();
+            while !entries.is_empty() {
+                let Some(abbrev) = entries.read_abbreviation().unwrap() else {
+                    continue;
+                };
+                let at = unit_off + entries.next_offset().0;
+                entries.skip_attributes(abbrev.attributes()).unwrap();
+                let gimli_end = unit_off + entries.next_offset().0;
+                if let Some(steps) = steps(abbrev.attributes(), header.encoding()) {
+                    assert_eq!(
+                        step(info, at, end, &steps),
+                        Some(gimli_end),
+                        "DIE attributes at {at:#x}: {:?}",
+                        abbrev.attributes()
+                    );
+                    compared += 1;
+                }
+            }
+        }
+        compared
+    }
+
+    /// [`Plans::step_over`] steps over DIEs exactly as gimli does, for every form gcc writes
+    /// (DWARF 2 to 5) and for the kernel's objects when the Linux corpus is there.
+    #[test]
+    fn raw_steps_match_gimli() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("t.c");
+        std::fs::write(
+            &c,
+            r#"
+            struct s { int a : 3; char name[16]; union { long l; double d; } u; };
+            static const char *names[] = { "a", "bc" };
+            __int128 wide = 1; _Complex double z;
+            int f(struct s *p, int n, ...) {
+                int vla[n]; for (int i = 0; i < n; i++) vla[i] = p->a + i;
+                if (n > 3) goto out; return vla[n - 1] + (int)p->u.l;
+                out: return names[n & 1][0];
+            }
+            static inline int g(int x) { return x * 3; }
+            int h(int y) { return g(y) + g(y + 1); }
+            "#,
+        )
+        .unwrap();
+        let mut compared = 0;
+        for flags in [
+            &["-O2", "-gdwarf-5"][..],
+            &["-O2", "-gdwarf-4"],
+            &["-O0", "-gdwarf-3"],
+            &["-O1", "-gdwarf-2", "-gstrict-dwarf"],
+            &["-O2", "-gdwarf-5", "-gsplit-dwarf"],
+        ] {
+            let o = dir.path().join("t.o");
+            let out = std::process::Command::new("gcc")
+                .args(flags)
+                .arg("-c")
+                .arg(&c)
+                .arg("-o")
+                .arg(&o)
+                .current_dir(dir.path())
+                .output()
+                .expect("gcc is required");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            compared += compare_steps(&std::fs::read(&o).unwrap());
+        }
+        let tree = std::env::var_os("HOME")
+            .map(|h| std::path::Path::new(&h).join(".cache/afterburn/linux-6.12/build-dwarf"))
+            .filter(|t| t.is_dir());
+        match tree {
+            Some(t) => {
+                for o in ["kernel/sched/core.o", "mm/memory.o", "fs/namei.o"] {
+                    if let Ok(data) = std::fs::read(t.join(o)) {
+                        compared += compare_steps(&data);
+                    }
+                }
+            }
+            None => {
+                eprintln!("SKIPPED: kernel objects (no ~/.cache/afterburn/linux-6.12/build-dwarf)")
+            }
+        }
+        assert!(compared > 100, "only {compared} DIEs compared");
     }
 }

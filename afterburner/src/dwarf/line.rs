@@ -38,7 +38,7 @@ pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>) -> Result<Option<Change>> 
         out.append(unit);
         pos = end;
     }
-    Ok(unchanged_as_none(inp, out.finish(inp, false, false)?))
+    Ok(unchanged_as_none(inp, out.finish(inp, false, || false)?))
 }
 
 /// Parameters from a program header.

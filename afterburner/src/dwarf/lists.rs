@@ -45,7 +45,7 @@ pub(super) fn rewrite_v5(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Resul
     while pos < inp.data.len() {
         pos = contribution(ctx, inp, &mut marks, is_loc, pos, &mut out)?;
     }
-    Ok(unchanged_as_none(inp, out.finish(inp, false, false)?))
+    Ok(unchanged_as_none(inp, out.finish(inp, false, || false)?))
 }
 
 /// Unit length field at `pos`: (length, offset size, position after the field).

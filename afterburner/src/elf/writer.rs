@@ -67,7 +67,7 @@ enum Body<'a> {
     /// Bytes (original or new).
     Data(Cow<'a, [u8]>),
     /// The original bytes with some replaced: `(offset, bytes)`, sorted, not overlapping.
-    Patched(&'a [u8], Vec<(u64, Vec<u8>)>),
+    Patched(&'a [u8], super::BytePatches),
     /// `SHT_NOBITS` of this size: no file contents.
     Nobits(u64),
     /// Relocations (`rela`: `SHT_RELA` rather than `SHT_REL`).
@@ -196,7 +196,7 @@ pub(super) fn emit<W: Write>(obj: &Object<'_>, mut edits: Edits, out: &mut W) ->
             .get_mut(i)
             .ok_or_else(|| Error::internal(format!("no section {i}")))? = Some(data);
     }
-    let mut patches: Vec<Option<Vec<(u64, Vec<u8>)>>> = vec![None; table.len()];
+    let mut patches: Vec<Option<super::BytePatches>> = vec![None; table.len()];
     for (i, p) in std::mem::take(&mut edits.section_patches) {
         let data = obj
             .sections
