@@ -188,7 +188,7 @@ pub fn rewrite(
         let relocs = match sc.relocs {
             NewRelocs::List(l) => l,
             NewRelocs::Changes(c) => {
-                let mut l: Vec<NewReloc> = inp.relocs.iter().map(|&r| r.into()).collect();
+                let mut l: Vec<NewReloc> = inp.relocs.iter().map(NewReloc::from).collect();
                 for (i, _, addend) in c {
                     if let Some(r) = l.get_mut(i as usize) {
                         r.addend = addend;
@@ -353,7 +353,7 @@ fn run<T: Send>(
                 }
                 Change::Patched(patches) => {
                     let mut changes = Vec::new();
-                    for (i, &rel) in inp.relocs.iter().enumerate() {
+                    for (i, rel) in inp.relocs.iter().enumerate() {
                         let addend = ctx.final_addend(inp, &rel.into(), &debug_maps)?;
                         if addend != rel.addend {
                             let i = u32::try_from(i)
@@ -364,7 +364,7 @@ fn run<T: Send>(
                     let relocs = if inp.file_order {
                         NewRelocs::Changes(changes)
                     } else {
-                        let mut l: Vec<NewReloc> = inp.relocs.iter().map(|&r| r.into()).collect();
+                        let mut l: Vec<NewReloc> = inp.relocs.iter().map(NewReloc::from).collect();
                         for (i, _, addend) in changes {
                             if let Some(r) = l.get_mut(i as usize) {
                                 r.addend = addend;
@@ -446,10 +446,89 @@ struct Input<'d> {
     name: String,
     data: &'d [u8],
     /// Sorted by offset, no two at the same offset.
-    relocs: Vec<Rel>,
+    relocs: Rels<'d>,
     /// Whether `relocs` is the one `SHT_RELA` section of this section in file order (so that
     /// an index in `relocs` is an index in that section).
     file_order: bool,
+}
+
+/// The relocations of one section, sorted by offset: read in place when the section's one
+/// `SHT_RELA` section is sorted already (as assemblers and `ld -r` write them), else a sorted
+/// copy.
+enum Rels<'d> {
+    InPlace(&'d [u8]),
+    Sorted(Vec<Rel>),
+}
+
+impl Rels<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Rels::InPlace(d) => d.len() / 24,
+            Rels::Sorted(v) => v.len(),
+        }
+    }
+
+    /// The `i`-th relocation.
+    fn get(&self, i: usize) -> Option<Rel> {
+        match self {
+            Rels::InPlace(d) => d.get(i * 24..i * 24 + 24).map(rela),
+            Rels::Sorted(v) => v.get(i).copied(),
+        }
+    }
+
+    /// Offset of the `i`-th relocation (`i < len`).
+    fn offset(&self, i: usize) -> u64 {
+        match self {
+            Rels::InPlace(d) => d.get(i * 24..i * 24 + 8).map_or(u64::MAX, |b| {
+                u64::from_le_bytes(b.try_into().unwrap_or([0xff; 8]))
+            }),
+            Rels::Sorted(v) => v.get(i).map_or(u64::MAX, |r| r.offset),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Rel> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// First index in `[lo, len)` whose offset is `>= off` (offsets are sorted).
+    fn partition_point(&self, lo: usize, off: u64) -> usize {
+        let (mut lo, mut hi) = (lo, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.offset(mid) < off {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// An identity of the list (for [`Input::hint`]).
+    fn key(&self) -> usize {
+        match self {
+            Rels::InPlace(d) => d.as_ptr() as usize,
+            Rels::Sorted(v) => v.as_ptr() as usize,
+        }
+    }
+}
+
+/// A 24-byte `Elf64_Rela`.
+fn rela(e: &[u8]) -> Rel {
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        if let Some(s) = e.get(i * 8..i * 8 + 8) {
+            b.copy_from_slice(s);
+        }
+        u64::from_le_bytes(b)
+    };
+    let info = word(1);
+    Rel {
+        offset: word(0),
+        symbol: (info >> 32) as u32,
+        r_type: (info & 0xffff_ffff) as u32,
+        addend: word(2) as i64,
+    }
 }
 
 impl Input<'_> {
@@ -457,7 +536,7 @@ impl Input<'_> {
         DwarfError::new(&self.name, at, message)
     }
 
-    fn reloc_at(&self, off: u64) -> Option<&Rel> {
+    fn reloc_at(&self, off: u64) -> Option<Rel> {
         let i = self.first_at_or_after(off, self.hint());
         self.set_hint(i);
         self.relocs.get(i).filter(|r| r.offset == off)
@@ -466,7 +545,7 @@ impl Input<'_> {
     /// Where this thread's last lookup in this section ended (lookups mostly go forward):
     /// a hint for [`Self::first_at_or_after`].
     fn hint(&self) -> usize {
-        let key = self.relocs.as_ptr() as usize;
+        let key = self.relocs.key();
         LOOKUP_HINT.with(|h| match h.get() {
             (k, i) if k == key => i,
             _ => usize::MAX,
@@ -474,13 +553,13 @@ impl Input<'_> {
     }
 
     fn set_hint(&self, i: usize) {
-        let key = self.relocs.as_ptr() as usize;
+        let key = self.relocs.key();
         LOOKUP_HINT.with(|h| h.set((key, i)));
     }
 
     /// [`Self::reloc_at`] for offsets visited mostly in increasing order: `hint` is the index
     /// of the first relocation after the previous lookup, and is updated.
-    fn reloc_at_from(&self, off: u64, hint: &std::cell::Cell<usize>) -> Option<&Rel> {
+    fn reloc_at_from(&self, off: u64, hint: &std::cell::Cell<usize>) -> Option<Rel> {
         let i = self.first_at_or_after(off, hint.get());
         hint.set(i);
         self.relocs.get(i).filter(|r| r.offset == off)
@@ -490,19 +569,20 @@ impl Input<'_> {
     /// it is close.
     fn first_at_or_after(&self, off: u64, hint: usize) -> usize {
         let r = &self.relocs;
-        let ok = |i: usize| i <= r.len() && (i == 0 || r[i - 1].offset < off);
+        let n = r.len();
+        let ok = |i: usize| i <= n && (i == 0 || r.offset(i - 1) < off);
         if ok(hint) {
             // Forward from the hint (a few steps), else search the rest.
             let mut i = hint;
             for _ in 0..8 {
-                if i == r.len() || r[i].offset >= off {
+                if i == n || r.offset(i) >= off {
                     return i;
                 }
                 i += 1;
             }
-            i + r[i..].partition_point(|x| x.offset < off)
+            r.partition_point(i, off)
         } else {
-            r.partition_point(|x| x.offset < off)
+            r.partition_point(0, off)
         }
     }
 
@@ -521,7 +601,7 @@ impl Input<'_> {
             Ok(())
         } else {
             Err(self.err(
-                self.relocs[r.start].offset,
+                self.relocs.offset(r.start),
                 format!("unexpected relocation in {what}"),
             ))
         }
@@ -563,10 +643,6 @@ impl<'d> RawRelocs<'d> {
         } else {
             24
         }
-    }
-
-    fn len(&self) -> usize {
-        self.data.len() / self.entry_size()
     }
 
     fn iter(&self) -> impl Iterator<Item = Rel> + 'd {
@@ -691,8 +767,11 @@ impl<'d> Ctx<'d> {
             let data = sec
                 .data()
                 .map_err(|e| DwarfError::new(&name, 0, format!("cannot read data: {e}")))?;
+            let chain = chains.get(index).map_or(&[][..], Vec::as_slice);
             let mut relocs = Vec::new();
-            for raw in chains.get(index).into_iter().flatten() {
+            let mut in_place = chain.len() == 1 && !chain[0].rel;
+            let mut last = None;
+            for raw in chain {
                 if raw.rel {
                     if let Some(r) = raw.iter().next() {
                         return Err(DwarfError::new(
@@ -702,8 +781,7 @@ impl<'d> Ctx<'d> {
                         ));
                     }
                 }
-                relocs.reserve(raw.len());
-                for r in raw.iter() {
+                for (k, r) in raw.iter().enumerate() {
                     if r.symbol == 0 {
                         return Err(DwarfError::new(
                             &name,
@@ -711,21 +789,33 @@ impl<'d> Ctx<'d> {
                             "relocation without a symbol",
                         ));
                     }
+                    if in_place {
+                        // Read in place as long as the offsets increase.
+                        if last.is_some_and(|l| l >= r.offset) {
+                            in_place = false;
+                            relocs.extend(raw.iter().take(k));
+                        } else {
+                            last = Some(r.offset);
+                            continue;
+                        }
+                    }
                     relocs.push(r);
                 }
             }
-            let chain = chains.get(index).map_or(&[][..], Vec::as_slice);
-            let file_order = chain.len() == 1
-                && !chain[0].rel
-                && relocs.windows(2).all(|w| w[0].offset < w[1].offset);
-            relocs.sort_by_key(|r| r.offset);
-            if let Some(w) = relocs.windows(2).find(|w| w[0].offset == w[1].offset) {
-                return Err(DwarfError::new(
-                    &name,
-                    w[0].offset,
-                    "two relocations at one offset",
-                ));
-            }
+            let file_order = in_place;
+            let relocs = if in_place {
+                Rels::InPlace(chain.first().map_or(&[][..], |c| c.data))
+            } else {
+                relocs.sort_by_key(|r| r.offset);
+                if let Some(w) = relocs.windows(2).find(|w| w[0].offset == w[1].offset) {
+                    return Err(DwarfError::new(
+                        &name,
+                        w[0].offset,
+                        "two relocations at one offset",
+                    ));
+                }
+                Rels::Sorted(relocs)
+            };
             inputs.insert(
                 index,
                 Input {
@@ -793,7 +883,7 @@ impl<'d> Ctx<'d> {
                         format!("relocation type {} on an address field", rel.r_type),
                     ));
                 }
-                Ok((self.reloc_target(inp, rel)?, true))
+                Ok((self.reloc_target(inp, &rel)?, true))
             }
             None => Ok((
                 Addr {
@@ -983,7 +1073,7 @@ impl Out {
         let delta = self.pos() as i128 - a as i128;
         let lo = inp.first_at_or_after(a as u64, self.hint);
         let mut i = lo;
-        while let Some(&r) = inp.relocs.get(i).filter(|r| r.offset < b as u64) {
+        while let Some(r) = inp.relocs.get(i).filter(|r| r.offset < b as u64) {
             i += 1;
             let size = reloc_size(r.r_type).ok_or_else(|| {
                 inp.err(
@@ -1057,7 +1147,7 @@ impl Out {
     ) -> Result<Rebuilt> {
         if let Some(i) = self.consumed.iter().position(|c| !c) {
             return Err(inp.err(
-                inp.relocs[self.first + i].offset,
+                inp.relocs.offset(self.first + i),
                 "relocation in a field the rewriter does not understand",
             ));
         }
@@ -1151,4 +1241,82 @@ fn patched_at(inp: &Input<'_>, patches: &[(u64, Vec<u8>)]) -> Result<Option<Chan
 /// Result of a rebuild: `None` when nothing changed.
 fn unchanged_as_none(inp: &Input<'_>, r: Rebuilt) -> Option<Change> {
     (r.data != inp.data).then_some(Change::Full(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object::read::elf::SectionHeader as _;
+
+    /// Relocations read in place (sorted, as gcc writes them) and relocations that must be
+    /// sorted first (the same ones, reversed) give the same rewrite.
+    #[test]
+    fn relocation_order_does_not_matter() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("t.c");
+        std::fs::write(
+            &c,
+            "int g; static int h(int x) { return x * g; }\n\
+             int f(int a) { int s = 0; for (int i = 0; i < a; i++) s += h(i); return s; }\n\
+             int k(int a) { return a ? f(a - 1) + h(a) : 0; }\n",
+        )
+        .unwrap();
+        let o = dir.path().join("t.o");
+        let out = std::process::Command::new("gcc")
+            .args(["-O2", "-g", "-c"])
+            .arg(&c)
+            .arg("-o")
+            .arg(&o)
+            .output()
+            .expect("gcc is required");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sorted = std::fs::read(&o).unwrap();
+
+        // The same object with the entries of every .rela.debug_* section reversed.
+        let mut reversed = sorted.clone();
+        let file = ElfFile64::<Endianness>::parse(&sorted[..]).unwrap();
+        let table = file.elf_section_table();
+        let mut code = Vec::new();
+        for (i, sh) in table.iter().enumerate() {
+            let name = table.section_name(Endianness::Little, sh).unwrap();
+            let (off, size) = (
+                sh.sh_offset(Endianness::Little) as usize,
+                sh.sh_size(Endianness::Little) as usize,
+            );
+            if name.starts_with(b".rela.debug_") {
+                let entries: Vec<Vec<u8>> = sorted[off..off + size]
+                    .chunks(24)
+                    .map(<[u8]>::to_vec)
+                    .collect();
+                for (k, e) in entries.iter().rev().enumerate() {
+                    reversed[off + k * 24..off + k * 24 + 24].copy_from_slice(e);
+                }
+            }
+            if sh.sh_flags(Endianness::Little).0 & object::elf::SHF_EXECINSTR.0 != 0 && size > 0 {
+                code.push((i, size as u64));
+            }
+        }
+        assert_ne!(sorted, reversed);
+
+        // Bytes inserted all over the code.
+        let mut maps = BTreeMap::new();
+        for (i, size) in code {
+            let mut m = OffsetMap::new();
+            for at in (1..size).step_by(7) {
+                m.insert(at, 3);
+            }
+            maps.insert(i, m);
+        }
+        let run = |data: &[u8]| {
+            let file = ElfFile64::<Endianness>::parse(data).unwrap();
+            rewrite(&file, &maps).unwrap()
+        };
+        let (a, b) = (run(&sorted), run(&reversed));
+        assert!(a.len() >= 3, "{} sections rewritten", a.len());
+        assert_eq!(a, b);
+    }
 }

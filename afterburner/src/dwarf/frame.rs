@@ -76,7 +76,7 @@ pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>, is_eh: bool) -> Result<Opt
             } else {
                 match inp.reloc_at(body as u64) {
                     Some(rel) => {
-                        let t = ctx.reloc_target(inp, rel)?;
+                        let t = ctx.reloc_target(inp, &rel)?;
                         (t.sec == Some(inp.index)).then_some(t.off)
                     }
                     None => Some(u64::from(id)),
@@ -372,7 +372,7 @@ impl Fde<'_, '_> {
             out.replace(inp, body, body + 4, &v.to_le_bytes())?;
         } else if let Some(rel) = inp.reloc_at(body as u64) {
             // Relocated against this section: the addend names the CIE's new offset.
-            let sym = ctx.sym(inp, rel)?;
+            let sym = ctx.sym(inp, &rel)?;
             let addend = i64::try_from(new_cie)
                 .ok()
                 .zip(i64::try_from(sym.value).ok())

@@ -187,7 +187,7 @@ impl gimli::read::Relocate<usize> for Relocator<'_> {
             Some(rel) => {
                 let t = self
                     .ctx
-                    .reloc_target(self.inp, rel)
+                    .reloc_target(self.inp, &rel)
                     .map_err(|_| gimli::Error::OffsetOutOfBounds(offset as u64))?;
                 usize::try_from(t.off).map_err(|_| gimli::Error::OffsetOutOfBounds(t.off))
             }
@@ -1060,7 +1060,7 @@ impl Plans {
 fn section_of(ctx: &Ctx<'_>, inp: &Input<'_>, at: u64, default: &str) -> Result<usize> {
     match inp.reloc_at(at) {
         Some(rel) => ctx
-            .sym(inp, rel)?
+            .sym(inp, &rel)?
             .section
             .ok_or_else(|| inp.err(at, "section offset relocated against an undefined symbol")),
         None => ctx.unique(default).ok_or_else(|| {
@@ -1213,7 +1213,7 @@ impl Die<'_, '_> {
                     let off = match (attr.offset_value(), attr.form()) {
                         (Some(o), _) => o as u64,
                         (None, dw::DW_FORM_data4 | dw::DW_FORM_data8) => match inp.reloc_at(*at) {
-                            Some(rel) => self.ctx.reloc_target(inp, rel)?.off,
+                            Some(rel) => self.ctx.reloc_target(inp, &rel)?.off,
                             None => attr.udata_value().unwrap_or(0),
                         },
                         _ => {
