@@ -104,7 +104,7 @@ fn plan(obj: &Object<'_>, opts: &Options) -> Result<Planned> {
 /// over it). `input` may equal `output` (in place). On error nothing is written.
 pub fn burn_file(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
     use std::io::Write;
-    let data = std::fs::read(input).map_err(|e| Error::from(e).with_file(input))?;
+    let data = InputBytes::load(input).map_err(|e| Error::from(e).with_file(input))?;
     let obj = Object::parse(&data).map_err(|e| e.with_file(input))?;
     let planned = plan(&obj, opts).map_err(|e| e.with_file(input))?;
     if let Planned::Unchanged(report) = &planned {
@@ -134,6 +134,46 @@ pub fn burn_file(input: &Path, output: &Path, opts: &Options) -> Result<Report> 
     };
     finish(tmp, output, input)?;
     Ok(report)
+}
+
+/// The bytes of an input file: mapped (no copy) when it is a regular non-empty file, read
+/// otherwise.
+enum InputBytes {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl InputBytes {
+    fn load(path: &Path) -> std::io::Result<Self> {
+        let file = std::fs::File::open(path)?;
+        let meta = file.metadata()?;
+        if meta.is_file() && meta.len() > 0 {
+            // SAFETY: the mapping is private and read-only, and it lives (in this value) only
+            // while the input is parsed and the output written. Its bytes are shared with the
+            // file, so they are valid for as long as no one else truncates or writes the file
+            // meanwhile; like `ld` and objtool, the burner assumes its input does not change
+            // while it runs (the output goes to a temporary file renamed only on success, so
+            // burning in place is safe: the old inode stays mapped).
+            #[allow(unsafe_code)]
+            let mapped = unsafe { memmap2::MmapOptions::new().map(&file) };
+            if let Ok(m) = mapped {
+                return Ok(InputBytes::Mapped(m));
+            }
+        }
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut &file, &mut data)?;
+        Ok(InputBytes::Read(data))
+    }
+}
+
+impl std::ops::Deref for InputBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            InputBytes::Mapped(m) => m,
+            InputBytes::Read(v) => v,
+        }
+    }
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -520,11 +560,11 @@ impl<'o, 'a> Burner<'o, 'a> {
                     })
                     .collect()
             },
-            || -> Result<Vec<dwarf::RewrittenSection>> {
+            || -> Result<Vec<dwarf::SectionChange>> {
                 if code_maps.is_empty() {
                     return Ok(Vec::new());
                 }
-                dwarf::rewrite(&obj.file, &code_maps).map_err(|e| Error {
+                dwarf::rewrite_changes(&obj.file, &code_maps).map_err(|e| Error {
                     place: Place {
                         file: None,
                         section: Some(e.section.clone()),
@@ -554,26 +594,49 @@ impl<'o, 'a> Burner<'o, 'a> {
                 )));
             }
             replaced.insert(rs.index);
-            edits.section_data.push((rs.index, rs.data));
-            let rels: Vec<Reloc> = rs
-                .relocs
-                .iter()
-                .map(|r| Reloc {
-                    offset: r.offset,
-                    sym: r.symbol,
-                    r_type: r.r_type,
-                    addend: r.addend,
-                })
-                .collect();
-            if obj.sections[rs.index].rela.is_some() {
-                edits.relocs.push((rs.index, rels));
-            } else if !rels.is_empty() {
-                return Err(Error::in_section(
-                    &obj.sections[rs.index].name,
-                    ErrorKind::Internal(
-                        "DWARF rewriter added relocations to a section without any".into(),
-                    ),
-                ));
+            match rs.data {
+                dwarf::NewData::Bytes(d) => edits.section_data.push((rs.index, d)),
+                dwarf::NewData::Patches(p) => edits.section_patches.push((rs.index, p)),
+            }
+            let has_rela = obj.sections[rs.index].rela.is_some();
+            match rs.relocs {
+                dwarf::NewRelocs::List(list) => {
+                    if has_rela {
+                        // (Same layout: the conversion reuses the allocation.)
+                        let rels: Vec<Reloc> = list
+                            .into_iter()
+                            .map(|r| Reloc {
+                                offset: r.offset,
+                                sym: r.symbol,
+                                r_type: r.r_type,
+                                addend: r.addend,
+                            })
+                            .collect();
+                        edits.relocs.push((rs.index, rels));
+                    } else if !list.is_empty() {
+                        return Err(Error::in_section(
+                            &obj.sections[rs.index].name,
+                            ErrorKind::Internal(
+                                "DWARF rewriter added relocations to a section without any".into(),
+                            ),
+                        ));
+                    }
+                }
+                dwarf::NewRelocs::Changes(changes) => {
+                    // Indices into the section's relocations in file order.
+                    let rels = obj.relocs[rs.index];
+                    for &(i, offset, _) in &changes {
+                        if rels.get(i as usize).map(|r| r.offset) != Some(offset) {
+                            return Err(Error::internal(format!(
+                                "DWARF rewriter changed relocation {i} of section {}, which is not at {offset:#x}",
+                                obj.sections[rs.index].name
+                            )));
+                        }
+                    }
+                    if !changes.is_empty() {
+                        edits.reloc_patches.push((rs.index, changes));
+                    }
+                }
             }
             if let Some(m) = rs.offset_map {
                 dwarf_maps.insert(rs.index, m);
@@ -931,5 +994,116 @@ impl<'o, 'a> Burner<'o, 'a> {
             relocs,
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// Burns `path` with the streaming writer and with `object`'s ELF builder (which wrote the
+    /// files before); `None` when the object comes back unchanged.
+    fn both_writers(path: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
+        let data = std::fs::read(path).unwrap();
+        let obj = Object::parse(&data).unwrap();
+        match plan(&obj, &Options::new()).unwrap() {
+            Planned::Unchanged(_) => None,
+            Planned::Edits(edits, _) => Some((
+                crate::elf::write(&obj, edits.clone()).unwrap(),
+                crate::elf::write_with_builder(&obj, edits).unwrap(),
+            )),
+        }
+    }
+
+    fn gcc(args: &[&std::ffi::OsStr]) {
+        let out = Command::new("gcc")
+            .args(args)
+            .output()
+            .expect("gcc is required");
+        assert!(
+            out.status.success(),
+            "gcc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn writer_lays_files_out_as_the_object_builder() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("t.c");
+        // DWARF, .bss, .rodata, a COMDAT group (SHT_GROUP: its signature symbol is renumbered
+        // when section symbols are added), sensitive instructions in several sections.
+        std::fs::write(
+            &c,
+            r#"
+            int counter; static int table[64] = {1, 2, 3};
+            __attribute__((section(".text.irq"))) void irq_off(void) { asm volatile("cli"); }
+            void irq_on(void) { asm volatile("sti"); counter++; }
+            int pick(int i) { switch (i) { case 0: return table[1]; case 1: return counter;
+                case 2: return 7; case 3: asm volatile("hlt"); return 9; default: return i; } }
+            asm(".section .text.grp,\"axG\",@progbits,grp_sig,comdat\n"
+                ".globl grp_sig\ngrp_sig: pushf\n cli\n popf\n ret\n.previous\n");
+            "#,
+        )
+        .unwrap();
+        let mut objects = Vec::new();
+        for (name, flags) in [
+            ("o2.o", &["-O2", "-g"][..]),
+            ("fs.o", &["-O1", "-gdwarf-4", "-ffunction-sections"]),
+        ] {
+            let o = dir.path().join(name);
+            let mut args: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_ref()).collect();
+            args.extend(["-c".as_ref(), c.as_os_str(), "-o".as_ref(), o.as_os_str()]);
+            gcc(&args);
+            objects.push(o);
+        }
+        let inputs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/inputs");
+        for s in ["layout.S", "special.S"] {
+            let o = dir.path().join(s).with_extension("o");
+            gcc(&[
+                "-c".as_ref(),
+                inputs.join(s).as_os_str(),
+                "-o".as_ref(),
+                o.as_os_str(),
+            ]);
+            objects.push(o);
+        }
+        // Kernel objects when the Linux corpus is there (docs/linux-corpus.md).
+        let tree = std::env::var_os("HOME")
+            .map(|h| Path::new(&h).join(".cache/afterburn/linux-6.12/build-dwarf"))
+            .filter(|t| t.is_dir());
+        match &tree {
+            Some(t) => objects.extend(
+                [
+                    "kernel/sched/core.o",
+                    "arch/x86/kernel/process.o",
+                    "mm/memory.o",
+                    "lib/once.o",
+                ]
+                .iter()
+                .map(|o| t.join(o))
+                .filter(|o| o.is_file()),
+            ),
+            None => {
+                eprintln!("SKIPPED: kernel objects (no ~/.cache/afterburn/linux-6.12/build-dwarf)")
+            }
+        }
+        let mut compared = 0;
+        for o in &objects {
+            let Some((new, old)) = both_writers(o) else {
+                continue;
+            };
+            let first = new.iter().zip(&old).position(|(a, b)| a != b);
+            assert!(
+                new == old,
+                "{}: writer output differs from the builder's (sizes {} / {}, first at {first:?})",
+                o.display(),
+                new.len(),
+                old.len()
+            );
+            compared += 1;
+        }
+        assert!(compared >= 4, "only {compared} objects were burnt");
     }
 }

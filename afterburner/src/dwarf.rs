@@ -63,10 +63,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use object::read::elf::ElfFile64;
-use object::{
-    Endianness, Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget,
-    SectionFlags,
-};
+use object::{Endianness, Object, ObjectSection, ObjectSymbol, SectionFlags};
 
 use crate::offset_map::OffsetMap;
 
@@ -173,6 +170,92 @@ pub fn rewrite(
     file: &ElfFile64<'_, Endianness>,
     maps: &BTreeMap<usize, OffsetMap>,
 ) -> std::result::Result<Vec<RewrittenSection>, DwarfError> {
+    run(file, maps, |ctx, inp, sc| {
+        let data = match sc.data {
+            NewData::Bytes(d) => d,
+            NewData::Patches(p) => {
+                let mut d = inp.data.to_vec();
+                for (at, bytes) in p {
+                    // (In bounds: checked when the patches were made.)
+                    let a = usize::try_from(at).unwrap_or(usize::MAX);
+                    if let Some(dst) = d.get_mut(a..a.saturating_add(bytes.len())) {
+                        dst.copy_from_slice(&bytes);
+                    }
+                }
+                d
+            }
+        };
+        let relocs = match sc.relocs {
+            NewRelocs::List(l) => l,
+            NewRelocs::Changes(c) => {
+                let mut l: Vec<NewReloc> = inp.relocs.iter().map(NewReloc::from).collect();
+                for (i, _, addend) in c {
+                    if let Some(r) = l.get_mut(i as usize) {
+                        r.addend = addend;
+                    }
+                }
+                l
+            }
+        };
+        let _ = ctx;
+        RewrittenSection {
+            index: sc.index,
+            data,
+            relocs,
+            offset_map: sc.offset_map,
+        }
+    })
+}
+
+/// What [`rewrite_changes`] returns for one section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SectionChange {
+    /// Original section index of the rewritten data section.
+    pub index: usize,
+    /// Its new contents.
+    pub data: NewData,
+    /// Its relocations.
+    pub relocs: NewRelocs,
+    /// As [`RewrittenSection::offset_map`].
+    pub offset_map: Option<OffsetMap>,
+}
+
+/// New contents of a section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NewData {
+    /// All of them.
+    Bytes(Vec<u8>),
+    /// The original contents with these bytes replaced: `(offset, bytes)`, sorted, not
+    /// overlapping (the layout did not change).
+    Patches(Vec<(u64, Vec<u8>)>),
+}
+
+/// New relocations of a section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NewRelocs {
+    /// The complete list, sorted by offset, with final addends.
+    List(Vec<NewReloc>),
+    /// The original relocations (the section's only `SHT_RELA` section, already sorted by
+    /// offset), of which these change their addend: `(index in that section, offset, final
+    /// addend)`, in index order.
+    Changes(Vec<(u32, u64, i64)>),
+}
+
+/// [`rewrite`] without the copies: sections patched in place come back as their patches, and
+/// their relocations as the changed addends when the relocation section allows that.
+pub fn rewrite_changes(
+    file: &ElfFile64<'_, Endianness>,
+    maps: &BTreeMap<usize, OffsetMap>,
+) -> std::result::Result<Vec<SectionChange>, DwarfError> {
+    run(file, maps, |_, _, sc| sc)
+}
+
+/// Runs the rewrite and hands each changed section to `finish` (in section order).
+fn run<T: Send>(
+    file: &ElfFile64<'_, Endianness>,
+    maps: &BTreeMap<usize, OffsetMap>,
+    finish: impl Fn(&Ctx<'_>, &Input<'_>, SectionChange) -> T + Sync,
+) -> std::result::Result<Vec<T>, DwarfError> {
     if maps.values().all(OffsetMap::is_identity) {
         return Ok(Vec::new());
     }
@@ -183,52 +266,146 @@ pub fn rewrite(
             "only little-endian x86-64 objects are supported",
         ));
     }
+    use rayon::prelude::*;
     let ctx = Ctx::new(file, maps)?;
-    let facts = info::collect(&ctx)?;
 
-    // Rebuild or patch each section; addends are still the original ones.
-    let mut done: BTreeMap<usize, Rebuilt> = BTreeMap::new();
-    for inp in ctx.inputs.values() {
-        let rebuilt = match inp.name.as_str() {
-            ".debug_info" => info::patch(&ctx, inp, &facts)?,
-            ".debug_rnglists" | ".debug_loclists" => lists::rewrite_v5(&ctx, inp, &facts)?,
-            ".debug_ranges" | ".debug_loc" => lists::rewrite_v4(&ctx, inp, &facts)?,
-            ".debug_line" => line::rewrite(&ctx, inp)?,
-            ".eh_frame" => frame::rewrite(&ctx, inp, true)?,
-            ".debug_frame" => frame::rewrite(&ctx, inp, false)?,
-            ".debug_aranges" => aranges::rewrite(&ctx, inp)?,
-            _ => None,
-        };
-        if let Some(r) = rebuilt {
-            done.insert(inp.index, r);
+    // Rebuild or patch each section; addends are still the original ones. Sections are
+    // independent of each other; those that need nothing from `.debug_info` are rebuilt while
+    // it is walked. Errors are reported as a walk of `.debug_info` followed by the sections in
+    // index order would meet them.
+    let needs_facts = |inp: &Input<'_>| {
+        matches!(
+            inp.name.as_str(),
+            ".debug_info" | ".debug_rnglists" | ".debug_loclists" | ".debug_ranges" | ".debug_loc"
+        )
+    };
+    let rebuild = |inp: &Input<'_>, facts: Option<&info::Facts>| -> Result<Option<Change>> {
+        let facts = || facts.ok_or_else(|| inp.err(0, "internal: facts needed"));
+        match inp.name.as_str() {
+            ".debug_info" => info::patch(&ctx, inp, facts()?),
+            ".debug_rnglists" | ".debug_loclists" => lists::rewrite_v5(&ctx, inp, facts()?),
+            ".debug_ranges" | ".debug_loc" => lists::rewrite_v4(&ctx, inp, facts()?),
+            ".debug_line" => line::rewrite(&ctx, inp),
+            ".eh_frame" => frame::rewrite(&ctx, inp, true),
+            ".debug_frame" => frame::rewrite(&ctx, inp, false),
+            ".debug_aranges" => aranges::rewrite(&ctx, inp),
+            _ => Ok(None),
+        }
+    };
+    let inputs: Vec<&Input<'_>> = ctx.inputs.values().collect();
+    let (facts, mut results) = rayon::join(
+        || info::collect(&ctx),
+        || {
+            inputs
+                .par_iter()
+                .filter(|i| !needs_facts(i))
+                .map(|inp| (inp.index, rebuild(inp, None)))
+                .collect::<Vec<_>>()
+        },
+    );
+    let facts = facts?;
+    results.par_extend(
+        inputs
+            .par_iter()
+            .filter(|i| needs_facts(i))
+            .map(|inp| (inp.index, rebuild(inp, Some(&facts)))),
+    );
+    drop(facts);
+    results.sort_by_key(|r| r.0);
+    let mut done: Vec<(usize, Change)> = Vec::new();
+    for (index, r) in results {
+        if let Some(r) = r? {
+            done.push((index, r));
         }
     }
 
     // Final addends: through the code maps and the maps of sections rebuilt here.
-    let debug_maps: BTreeMap<usize, OffsetMap> = done
-        .iter()
-        .filter_map(|(&i, r)| r.offset_map.clone().map(|m| (i, m)))
-        .collect();
-    let mut out = Vec::new();
-    for (index, r) in done {
-        let inp = &ctx.inputs[&index];
-        let mut relocs = Vec::with_capacity(r.relocs.len());
-        for mut rel in r.relocs {
-            rel.addend = ctx.final_addend(inp, &rel, &debug_maps)?;
-            relocs.push(rel);
+    let mut owned_maps: Vec<Option<OffsetMap>> = Vec::new();
+    for (i, r) in &done {
+        if let Change::Full(Rebuilt {
+            offset_map: Some(m),
+            ..
+        }) = r
+        {
+            if owned_maps.len() <= *i {
+                owned_maps.resize(*i + 1, None);
+            }
+            owned_maps[*i] = Some(m.clone());
         }
-        relocs.sort_by_key(|r| r.offset);
-        out.push(RewrittenSection {
-            index,
-            data: r.data,
-            relocs,
-            offset_map: r.offset_map,
-        });
     }
-    Ok(out)
+    let debug_maps: Vec<Option<&OffsetMap>> = owned_maps.iter().map(Option::as_ref).collect();
+    done.into_par_iter()
+        .map(|(index, r)| {
+            let inp = &ctx.inputs[&index];
+            let sc = match r {
+                Change::Full(r) => {
+                    let mut relocs = r.relocs;
+                    for rel in &mut relocs {
+                        rel.addend = ctx.final_addend(inp, rel, &debug_maps)?;
+                    }
+                    relocs.sort_by_key(|r| r.offset);
+                    SectionChange {
+                        index,
+                        data: NewData::Bytes(r.data),
+                        relocs: NewRelocs::List(relocs),
+                        offset_map: r.offset_map,
+                    }
+                }
+                Change::Patched(patches) => {
+                    let mut changes = Vec::new();
+                    for (i, rel) in inp.relocs.iter().enumerate() {
+                        let addend = ctx.final_addend(inp, &rel.into(), &debug_maps)?;
+                        if addend != rel.addend {
+                            let i = u32::try_from(i)
+                                .map_err(|_| inp.err(rel.offset, "too many relocations"))?;
+                            changes.push((i, rel.offset, addend));
+                        }
+                    }
+                    let relocs = if inp.file_order {
+                        NewRelocs::Changes(changes)
+                    } else {
+                        let mut l: Vec<NewReloc> = inp.relocs.iter().map(NewReloc::from).collect();
+                        for (i, _, addend) in changes {
+                            if let Some(r) = l.get_mut(i as usize) {
+                                r.addend = addend;
+                            }
+                        }
+                        NewRelocs::List(l)
+                    };
+                    SectionChange {
+                        index,
+                        data: NewData::Patches(patches),
+                        relocs,
+                        offset_map: None,
+                    }
+                }
+            };
+            Ok(finish(&ctx, inp, sc))
+        })
+        .collect()
 }
 
-/// A section rebuilt or patched by one of the submodules (addends not yet final).
+impl From<Rel> for NewReloc {
+    fn from(r: Rel) -> Self {
+        NewReloc {
+            offset: r.offset,
+            symbol: r.symbol,
+            r_type: r.r_type,
+            addend: r.addend,
+        }
+    }
+}
+
+/// What one of the submodules made of a section.
+enum Change {
+    /// Rebuilt (addends not yet final).
+    Full(Rebuilt),
+    /// Patched in place: these bytes (offset, new bytes; sorted, not overlapping) change, the
+    /// relocations stay (their addends are not yet final).
+    Patched(Vec<(u64, Vec<u8>)>),
+}
+
+/// A section rebuilt by one of the submodules (addends not yet final).
 struct Rebuilt {
     data: Vec<u8>,
     relocs: Vec<NewReloc>,
@@ -269,7 +446,89 @@ struct Input<'d> {
     name: String,
     data: &'d [u8],
     /// Sorted by offset, no two at the same offset.
-    relocs: Vec<Rel>,
+    relocs: Rels<'d>,
+    /// Whether `relocs` is the one `SHT_RELA` section of this section in file order (so that
+    /// an index in `relocs` is an index in that section).
+    file_order: bool,
+}
+
+/// The relocations of one section, sorted by offset: read in place when the section's one
+/// `SHT_RELA` section is sorted already (as assemblers and `ld -r` write them), else a sorted
+/// copy.
+enum Rels<'d> {
+    InPlace(&'d [u8]),
+    Sorted(Vec<Rel>),
+}
+
+impl Rels<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Rels::InPlace(d) => d.len() / 24,
+            Rels::Sorted(v) => v.len(),
+        }
+    }
+
+    /// The `i`-th relocation.
+    fn get(&self, i: usize) -> Option<Rel> {
+        match self {
+            Rels::InPlace(d) => d.get(i * 24..i * 24 + 24).map(rela),
+            Rels::Sorted(v) => v.get(i).copied(),
+        }
+    }
+
+    /// Offset of the `i`-th relocation (`i < len`).
+    fn offset(&self, i: usize) -> u64 {
+        match self {
+            Rels::InPlace(d) => d.get(i * 24..i * 24 + 8).map_or(u64::MAX, |b| {
+                u64::from_le_bytes(b.try_into().unwrap_or([0xff; 8]))
+            }),
+            Rels::Sorted(v) => v.get(i).map_or(u64::MAX, |r| r.offset),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Rel> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// First index in `[lo, len)` whose offset is `>= off` (offsets are sorted).
+    fn partition_point(&self, lo: usize, off: u64) -> usize {
+        let (mut lo, mut hi) = (lo, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.offset(mid) < off {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// An identity of the list (for [`Input::hint`]).
+    fn key(&self) -> usize {
+        match self {
+            Rels::InPlace(d) => d.as_ptr() as usize,
+            Rels::Sorted(v) => v.as_ptr() as usize,
+        }
+    }
+}
+
+/// A 24-byte `Elf64_Rela`.
+fn rela(e: &[u8]) -> Rel {
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        if let Some(s) = e.get(i * 8..i * 8 + 8) {
+            b.copy_from_slice(s);
+        }
+        u64::from_le_bytes(b)
+    };
+    let info = word(1);
+    Rel {
+        offset: word(0),
+        symbol: (info >> 32) as u32,
+        r_type: (info & 0xffff_ffff) as u32,
+        addend: word(2) as i64,
+    }
 }
 
 impl Input<'_> {
@@ -277,17 +536,61 @@ impl Input<'_> {
         DwarfError::new(&self.name, at, message)
     }
 
-    fn reloc_at(&self, off: u64) -> Option<&Rel> {
-        self.relocs
-            .binary_search_by_key(&off, |r| r.offset)
-            .ok()
-            .map(|i| &self.relocs[i])
+    fn reloc_at(&self, off: u64) -> Option<Rel> {
+        let i = self.first_at_or_after(off, self.hint());
+        self.set_hint(i);
+        self.relocs.get(i).filter(|r| r.offset == off)
+    }
+
+    /// Where this thread's last lookup in this section ended (lookups mostly go forward):
+    /// a hint for [`Self::first_at_or_after`].
+    fn hint(&self) -> usize {
+        let key = self.relocs.key();
+        LOOKUP_HINT.with(|h| match h.get() {
+            (k, i) if k == key => i,
+            _ => usize::MAX,
+        })
+    }
+
+    fn set_hint(&self, i: usize) {
+        let key = self.relocs.key();
+        LOOKUP_HINT.with(|h| h.set((key, i)));
+    }
+
+    /// [`Self::reloc_at`] for offsets visited mostly in increasing order: `hint` is the index
+    /// of the first relocation after the previous lookup, and is updated.
+    fn reloc_at_from(&self, off: u64, hint: &std::cell::Cell<usize>) -> Option<Rel> {
+        let i = self.first_at_or_after(off, hint.get());
+        hint.set(i);
+        self.relocs.get(i).filter(|r| r.offset == off)
+    }
+
+    /// Index of the first relocation at or after `off`, starting the search at `hint` when
+    /// it is close.
+    fn first_at_or_after(&self, off: u64, hint: usize) -> usize {
+        let r = &self.relocs;
+        let n = r.len();
+        let ok = |i: usize| i <= n && (i == 0 || r.offset(i - 1) < off);
+        if ok(hint) {
+            // Forward from the hint (a few steps), else search the rest.
+            let mut i = hint;
+            for _ in 0..8 {
+                if i == n || r.offset(i) >= off {
+                    return i;
+                }
+                i += 1;
+            }
+            r.partition_point(i, off)
+        } else {
+            r.partition_point(0, off)
+        }
     }
 
     /// Index range of the relocations with offsets in `[a, b)`.
     fn reloc_range(&self, a: u64, b: u64) -> std::ops::Range<usize> {
-        let lo = self.relocs.partition_point(|r| r.offset < a);
-        let hi = self.relocs.partition_point(|r| r.offset < b);
+        let lo = self.first_at_or_after(a, self.hint());
+        let hi = self.first_at_or_after(b, lo);
+        self.set_hint(hi);
         lo..hi.max(lo)
     }
 
@@ -298,23 +601,105 @@ impl Input<'_> {
             Ok(())
         } else {
             Err(self.err(
-                self.relocs[r.start].offset,
+                self.relocs.offset(r.start),
                 format!("unexpected relocation in {what}"),
             ))
         }
     }
 }
 
+thread_local! {
+    /// (Relocation list, index) of this thread's last relocation lookup ([`Input::hint`]).
+    static LOOKUP_HINT: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+}
+
 /// Everything the submodules share: maps, symbols and the sections of interest.
 struct Ctx<'d> {
-    maps: &'d BTreeMap<usize, OffsetMap>,
+    /// The code maps by section index.
+    map_by_index: Vec<Option<&'d OffsetMap>>,
     syms: Vec<Option<Sym>>,
     /// Section index → name, for every section.
     names: BTreeMap<usize, String>,
     /// Active and passive debug sections by index.
     inputs: BTreeMap<usize, Input<'d>>,
-    /// Sections that relocations in *other* sections point into.
-    targeted: std::collections::BTreeSet<usize>,
+    /// The relocation sections of each section ([`relocation_chains`]).
+    chains: Vec<Vec<RawRelocs<'d>>>,
+    /// Sections that relocations in *other* sections point into (worked out when first asked:
+    /// it takes a look at every relocation of the file).
+    targeted: std::sync::OnceLock<Vec<bool>>,
+}
+
+/// The entries of one relocation section, read in place.
+struct RawRelocs<'d> {
+    data: &'d [u8],
+    /// `SHT_REL` (16-byte entries, implicit addends) rather than `SHT_RELA` (24 bytes).
+    rel: bool,
+}
+
+impl<'d> RawRelocs<'d> {
+    fn entry_size(&self) -> usize {
+        if self.rel {
+            16
+        } else {
+            24
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Rel> + 'd {
+        let rel = self.rel;
+        self.data.chunks_exact(self.entry_size()).map(move |e| {
+            let word = |i: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&e[i * 8..i * 8 + 8]);
+                u64::from_le_bytes(b)
+            };
+            let info = word(1);
+            Rel {
+                offset: word(0),
+                symbol: (info >> 32) as u32,
+                r_type: (info & 0xffff_ffff) as u32,
+                addend: if rel { 0 } else { word(2) as i64 },
+            }
+        })
+    }
+}
+
+/// The relocation sections of each section (by index), as `object` chains them: `SHT_REL` /
+/// `SHT_RELA` sections that use the symbol table and name a section in `sh_info`, in index
+/// order. Sections whose entries cannot be read are skipped (as `object` does).
+fn relocation_chains<'d>(file: &ElfFile64<'d, Endianness>) -> Result<Vec<Vec<RawRelocs<'d>>>> {
+    use object::read::elf::SectionHeader as _;
+    let endian = Endianness::Little;
+    let table = file.elf_section_table();
+    let symtab = file.elf_symbol_table().section();
+    let mut chains: Vec<Vec<RawRelocs<'d>>> = (0..table.len()).map(|_| Vec::new()).collect();
+    for (i, sh) in table.iter().enumerate() {
+        let sh_type = sh.sh_type(endian);
+        if sh_type == object::elf::SHT_CREL && sh.link(endian) == symtab {
+            return Err(DwarfError::new(
+                &format!("section {i}"),
+                0,
+                "CREL relocations are not supported",
+            ));
+        }
+        let rel = match sh_type {
+            object::elf::SHT_REL => true,
+            object::elf::SHT_RELA => false,
+            _ => continue,
+        };
+        let target = sh.info_link(endian).0;
+        if sh.link(endian) != symtab || target == 0 || target >= table.len() {
+            continue;
+        }
+        let Ok(data) = sh.data(endian, file.data()) else {
+            continue;
+        };
+        if data.len() % if rel { 16 } else { 24 } != 0 {
+            continue;
+        }
+        chains[target].push(RawRelocs { data, rel });
+    }
+    Ok(chains)
 }
 
 /// Byte size of the field a relocation of type `r_type` patches (x86-64).
@@ -348,23 +733,11 @@ impl<'d> Ctx<'d> {
                 value: s.address(),
             });
         }
+        let chains = relocation_chains(file)?;
         let mut names = BTreeMap::new();
         let mut inputs = BTreeMap::new();
-        let mut targeted = std::collections::BTreeSet::new();
         for sec in file.sections() {
             let index = sec.index().0;
-            for (_, r) in sec.relocations() {
-                if let RelocationTarget::Symbol(sym) = r.target() {
-                    if let Some(Some(Sym {
-                        section: Some(t), ..
-                    })) = syms.get(sym.0)
-                    {
-                        if *t != index {
-                            targeted.insert(*t);
-                        }
-                    }
-                }
-            }
             let name = sec
                 .name()
                 .map_err(|e| file_err(format!("section {index}: bad name: {e}")))?
@@ -394,34 +767,55 @@ impl<'d> Ctx<'d> {
             let data = sec
                 .data()
                 .map_err(|e| DwarfError::new(&name, 0, format!("cannot read data: {e}")))?;
+            let chain = chains.get(index).map_or(&[][..], Vec::as_slice);
             let mut relocs = Vec::new();
-            for (offset, r) in sec.relocations() {
-                let err = |m: &str| DwarfError::new(&name, offset, m);
-                if r.has_implicit_addend() {
-                    return Err(err("REL relocations (implicit addends) are not supported"));
+            let mut in_place = chain.len() == 1 && !chain[0].rel;
+            let mut last = None;
+            for raw in chain {
+                if raw.rel {
+                    if let Some(r) = raw.iter().next() {
+                        return Err(DwarfError::new(
+                            &name,
+                            r.offset,
+                            "REL relocations (implicit addends) are not supported",
+                        ));
+                    }
                 }
-                let RelocationTarget::Symbol(sym) = r.target() else {
-                    return Err(err("relocation without a symbol"));
-                };
-                let RelocationFlags::Elf { r_type } = r.flags() else {
-                    return Err(err("not an ELF relocation"));
-                };
-                let symbol = u32::try_from(sym.0).map_err(|_| err("symbol index out of range"))?;
-                relocs.push(Rel {
-                    offset,
-                    symbol,
-                    r_type: r_type.0,
-                    addend: r.addend(),
-                });
+                for (k, r) in raw.iter().enumerate() {
+                    if r.symbol == 0 {
+                        return Err(DwarfError::new(
+                            &name,
+                            r.offset,
+                            "relocation without a symbol",
+                        ));
+                    }
+                    if in_place {
+                        // Read in place as long as the offsets increase.
+                        if last.is_some_and(|l| l >= r.offset) {
+                            in_place = false;
+                            relocs.extend(raw.iter().take(k));
+                        } else {
+                            last = Some(r.offset);
+                            continue;
+                        }
+                    }
+                    relocs.push(r);
+                }
             }
-            relocs.sort_by_key(|r| r.offset);
-            if let Some(w) = relocs.windows(2).find(|w| w[0].offset == w[1].offset) {
-                return Err(DwarfError::new(
-                    &name,
-                    w[0].offset,
-                    "two relocations at one offset",
-                ));
-            }
+            let file_order = in_place;
+            let relocs = if in_place {
+                Rels::InPlace(chain.first().map_or(&[][..], |c| c.data))
+            } else {
+                relocs.sort_by_key(|r| r.offset);
+                if let Some(w) = relocs.windows(2).find(|w| w[0].offset == w[1].offset) {
+                    return Err(DwarfError::new(
+                        &name,
+                        w[0].offset,
+                        "two relocations at one offset",
+                    ));
+                }
+                Rels::Sorted(relocs)
+            };
             inputs.insert(
                 index,
                 Input {
@@ -429,15 +823,26 @@ impl<'d> Ctx<'d> {
                     name,
                     data,
                     relocs,
+                    file_order,
                 },
             );
         }
+        let mut map_by_index = Vec::new();
+        for (&i, m) in maps {
+            if i < chains.len() {
+                if map_by_index.len() <= i {
+                    map_by_index.resize(i + 1, None);
+                }
+                map_by_index[i] = Some(m);
+            }
+        }
         Ok(Ctx {
-            maps,
+            chains,
+            targeted: std::sync::OnceLock::new(),
+            map_by_index,
             syms,
             names,
             inputs,
-            targeted,
         })
     }
 
@@ -478,7 +883,7 @@ impl<'d> Ctx<'d> {
                         format!("relocation type {} on an address field", rel.r_type),
                     ));
                 }
-                Ok((self.reloc_target(inp, rel)?, true))
+                Ok((self.reloc_target(inp, &rel)?, true))
             }
             None => Ok((
                 Addr {
@@ -491,12 +896,19 @@ impl<'d> Ctx<'d> {
     }
 
     fn map_of(&self, a: Addr) -> Option<&OffsetMap> {
-        a.sec.and_then(|s| self.maps.get(&s))
+        a.sec
+            .and_then(|s| self.map_by_index.get(s).copied().flatten())
     }
 
     /// New offset of location `a` (in its own section).
     fn map(&self, a: Addr) -> u64 {
         self.map_of(a).map_or(a.off, |m| m.map(a.off))
+    }
+
+    /// [`Self::map`] for locations looked up mostly in increasing order
+    /// ([`OffsetMap::map_near`]).
+    fn map_near(&self, a: Addr, hint: &mut usize) -> u64 {
+        self.map_of(a).map_or(a.off, |m| m.map_near(a.off, hint))
     }
 
     /// `a + d` in `a`'s section.
@@ -511,8 +923,10 @@ impl<'d> Ctx<'d> {
     /// New value of a base-relative delta: `map(base + d) - map(base)`.
     fn map_delta(&self, inp: &Input<'_>, at: u64, base: Addr, d: u64) -> Result<u64> {
         let end = self.add(inp, at, base, d)?;
-        self.map(end)
-            .checked_sub(self.map(base))
+        let mut hint = 0;
+        let b = self.map_near(base, &mut hint);
+        self.map_near(end, &mut hint)
+            .checked_sub(b)
             .ok_or_else(|| inp.err(at, "offset map is not monotone"))
     }
 
@@ -522,7 +936,7 @@ impl<'d> Ctx<'d> {
         &self,
         inp: &Input<'_>,
         rel: &NewReloc,
-        debug_maps: &BTreeMap<usize, OffsetMap>,
+        debug_maps: &[Option<&OffsetMap>],
     ) -> Result<i64> {
         let orig = Rel {
             offset: rel.offset,
@@ -538,24 +952,54 @@ impl<'d> Ctx<'d> {
             // Relocations into the section itself are final as its rewriter wrote them.
             return Ok(rel.addend);
         }
-        let Some(map) = self.maps.get(&sec).or_else(|| debug_maps.get(&sec)) else {
+        let code_map = self.map_by_index.get(sec).copied().flatten();
+        let Some(map) = code_map.or_else(|| debug_maps.get(sec).copied().flatten()) else {
             return Ok(rel.addend);
         };
         if map.is_identity() {
             return Ok(rel.addend);
         }
-        let target = self.names.get(&sec).map_or("?", String::as_str);
+        let target = || self.names.get(&sec).map_or("?", String::as_str);
         if !reloc_is_mappable(rel.r_type) {
             return Err(inp.err(
                 rel.offset,
                 format!(
-                    "relocation type {} into moved section {target} cannot be mapped",
-                    rel.r_type
+                    "relocation type {} into moved section {} cannot be mapped",
+                    rel.r_type,
+                    target()
                 ),
             ));
         }
-        map.map_addend(sym.value, rel.addend, 0)
-            .ok_or_else(|| inp.err(rel.offset, format!("mapped addend into {target} overflows")))
+        map.map_addend(sym.value, rel.addend, 0).ok_or_else(|| {
+            inp.err(
+                rel.offset,
+                format!("mapped addend into {} overflows", target()),
+            )
+        })
+    }
+
+    /// Whether relocations in other sections point into section `index`.
+    fn is_targeted(&self, index: usize) -> bool {
+        let flags = self.targeted.get_or_init(|| {
+            let mut flags = vec![false; self.chains.len()];
+            for (sec, chain) in self.chains.iter().enumerate() {
+                for r in chain.iter().flat_map(RawRelocs::iter) {
+                    if let Some(Some(Sym {
+                        section: Some(t), ..
+                    })) = self.syms.get(r.symbol as usize)
+                    {
+                        if r.symbol != 0 && *t != sec {
+                            if let Some(f) = flags.get_mut(*t) {
+                                *f = true;
+                            }
+                        }
+                    }
+                }
+            }
+            flags
+        });
+        // (A symbol's section past the section table: nothing of this file points there.)
+        flags.get(index).copied().unwrap_or(false)
     }
 
     /// The single section named `name`, when there is exactly one.
@@ -577,8 +1021,12 @@ struct Out {
     relocs: Vec<NewReloc>,
     /// `(original offset, new offset)` of each record start, in increasing order.
     sync: Vec<(u64, u64)>,
-    /// Which input relocations were carried or rewritten.
+    /// Index of the first input relocation this output covers (see `consumed`).
+    first: usize,
+    /// Which input relocations from `first` on were carried or rewritten.
     consumed: Vec<bool>,
+    /// Index of the first input relocation after the last copy (a search hint).
+    hint: usize,
 }
 
 impl Out {
@@ -587,7 +1035,22 @@ impl Out {
             data: Vec::with_capacity(inp.data.len() + inp.data.len() / 8),
             relocs: Vec::new(),
             sync: Vec::new(),
+            first: 0,
             consumed: vec![false; inp.relocs.len()],
+            hint: 0,
+        }
+    }
+
+    /// An output for original bytes `[a, b)` only (appended to the section's output later).
+    fn for_range(inp: &Input<'_>, a: usize, b: usize) -> Self {
+        let r = inp.reloc_range(a as u64, b as u64);
+        Out {
+            data: Vec::with_capacity(b.saturating_sub(a) + 16),
+            relocs: Vec::new(),
+            sync: Vec::new(),
+            first: r.start,
+            consumed: vec![false; r.len()],
+            hint: r.start,
         }
     }
 
@@ -608,8 +1071,10 @@ impl Out {
             .get(a..b)
             .ok_or_else(|| inp.err(a as u64, "copy range out of bounds"))?;
         let delta = self.pos() as i128 - a as i128;
-        for i in inp.reloc_range(a as u64, b as u64) {
-            let r = inp.relocs[i];
+        let lo = inp.first_at_or_after(a as u64, self.hint);
+        let mut i = lo;
+        while let Some(r) = inp.relocs.get(i).filter(|r| r.offset < b as u64) {
+            i += 1;
             let size = reloc_size(r.r_type).ok_or_else(|| {
                 inp.err(
                     r.offset,
@@ -619,7 +1084,11 @@ impl Out {
             if r.offset + size > b as u64 {
                 return Err(inp.err(r.offset, "relocation straddles a field boundary"));
             }
-            if std::mem::replace(&mut self.consumed[i], true) {
+            let seen = i
+                .checked_sub(1 + self.first)
+                .and_then(|k| self.consumed.get_mut(k))
+                .ok_or_else(|| inp.err(r.offset, "internal: relocation outside its unit"))?;
+            if std::mem::replace(seen, true) {
                 return Err(inp.err(r.offset, "relocation copied twice"));
             }
             let offset = u64::try_from(r.offset as i128 + delta)
@@ -631,6 +1100,7 @@ impl Out {
                 addend: r.addend,
             });
         }
+        self.hint = i;
         self.data.extend_from_slice(bytes);
         Ok(())
     }
@@ -659,7 +1129,8 @@ impl Out {
         }));
         self.sync
             .extend(other.sync.into_iter().map(|(o, n)| (o, n + base)));
-        for (c, o) in self.consumed.iter_mut().zip(other.consumed) {
+        let at = other.first.saturating_sub(self.first);
+        for (c, o) in self.consumed.iter_mut().skip(at).zip(other.consumed) {
             *c |= o;
         }
     }
@@ -668,10 +1139,15 @@ impl Out {
     /// offset map (`None` when its layout did not change). A layout that shrinks somewhere has
     /// no [`OffsetMap`]; that is an error unless `may_shrink` and no other section points into
     /// this one.
-    fn finish(mut self, inp: &Input<'_>, may_shrink: bool, targeted: bool) -> Result<Rebuilt> {
+    fn finish(
+        mut self,
+        inp: &Input<'_>,
+        may_shrink: bool,
+        targeted: impl Fn() -> bool,
+    ) -> Result<Rebuilt> {
         if let Some(i) = self.consumed.iter().position(|c| !c) {
             return Err(inp.err(
-                inp.relocs[i].offset,
+                inp.relocs.offset(self.first + i),
                 "relocation in a field the rewriter does not understand",
             ));
         }
@@ -690,7 +1166,7 @@ impl Out {
                 if !may_shrink {
                     return Err(inp.err(o, "internal: rebuilt section would shrink"));
                 }
-                if targeted {
+                if targeted() {
                     return Err(inp.err(
                         o,
                         "section got shorter here and other sections point into it",
@@ -712,28 +1188,135 @@ impl Out {
     }
 }
 
-/// A section patched in place: same layout, original relocations.
-fn patched(inp: &Input<'_>, data: Vec<u8>) -> Option<Rebuilt> {
-    if data == inp.data {
-        return None;
+/// A section patched in place (same layout, original relocations) into `data`: the runs of
+/// bytes that differ, `None` when none do.
+fn patched(inp: &Input<'_>, data: &[u8]) -> Option<Change> {
+    let mut runs: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut i = 0;
+    while i < data.len() {
+        if inp.data.get(i) == Some(&data[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < data.len() && inp.data.get(i) != Some(&data[i]) {
+            i += 1;
+        }
+        runs.push((start as u64, data[start..i].to_vec()));
     }
-    Some(Rebuilt {
-        data,
-        relocs: inp
-            .relocs
-            .iter()
-            .map(|r| NewReloc {
-                offset: r.offset,
-                symbol: r.symbol,
-                r_type: r.r_type,
-                addend: r.addend,
-            })
-            .collect(),
-        offset_map: None,
-    })
+    (!runs.is_empty()).then_some(Change::Patched(runs))
+}
+
+/// A section patched in place by `patches` (offset, new bytes), applied in order: the patches
+/// that change something, sorted and without overlaps; `None` when none changes anything.
+fn patched_at(inp: &Input<'_>, patches: &[(u64, Vec<u8>)]) -> Result<Option<Change>> {
+    let mut sorted: Vec<&(u64, Vec<u8>)> = patches.iter().collect();
+    sorted.sort_by_key(|p| p.0);
+    let mut end = 0u64;
+    let mut runs = Vec::with_capacity(sorted.len());
+    for &(at, ref bytes) in sorted {
+        let old = usize::try_from(at)
+            .ok()
+            .and_then(|a| inp.data.get(a..a.checked_add(bytes.len())?))
+            .ok_or_else(|| inp.err(at, "patch out of bounds"))?;
+        if at < end {
+            // Overlapping patches: apply them in order to a copy.
+            let mut data = inp.data.to_vec();
+            for (at, bytes) in patches {
+                let a = usize::try_from(*at).map_err(|_| inp.err(*at, "offset out of range"))?;
+                if let Some(dst) = data.get_mut(a..a + bytes.len()) {
+                    dst.copy_from_slice(bytes);
+                }
+            }
+            return Ok(patched(inp, &data));
+        }
+        end = at + bytes.len() as u64;
+        if old != bytes.as_slice() {
+            runs.push((at, bytes.clone()));
+        }
+    }
+    Ok((!runs.is_empty()).then_some(Change::Patched(runs)))
 }
 
 /// Result of a rebuild: `None` when nothing changed.
-fn unchanged_as_none(inp: &Input<'_>, r: Rebuilt) -> Option<Rebuilt> {
-    (r.data != inp.data).then_some(r)
+fn unchanged_as_none(inp: &Input<'_>, r: Rebuilt) -> Option<Change> {
+    (r.data != inp.data).then_some(Change::Full(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object::read::elf::SectionHeader as _;
+
+    /// Relocations read in place (sorted, as gcc writes them) and relocations that must be
+    /// sorted first (the same ones, reversed) give the same rewrite.
+    #[test]
+    fn relocation_order_does_not_matter() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("t.c");
+        std::fs::write(
+            &c,
+            "int g; static int h(int x) { return x * g; }\n\
+             int f(int a) { int s = 0; for (int i = 0; i < a; i++) s += h(i); return s; }\n\
+             int k(int a) { return a ? f(a - 1) + h(a) : 0; }\n",
+        )
+        .unwrap();
+        let o = dir.path().join("t.o");
+        let out = std::process::Command::new("gcc")
+            .args(["-O2", "-g", "-c"])
+            .arg(&c)
+            .arg("-o")
+            .arg(&o)
+            .output()
+            .expect("gcc is required");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sorted = std::fs::read(&o).unwrap();
+
+        // The same object with the entries of every .rela.debug_* section reversed.
+        let mut reversed = sorted.clone();
+        let file = ElfFile64::<Endianness>::parse(&sorted[..]).unwrap();
+        let table = file.elf_section_table();
+        let mut code = Vec::new();
+        for (i, sh) in table.iter().enumerate() {
+            let name = table.section_name(Endianness::Little, sh).unwrap();
+            let (off, size) = (
+                sh.sh_offset(Endianness::Little) as usize,
+                sh.sh_size(Endianness::Little) as usize,
+            );
+            if name.starts_with(b".rela.debug_") {
+                let entries: Vec<Vec<u8>> = sorted[off..off + size]
+                    .chunks(24)
+                    .map(<[u8]>::to_vec)
+                    .collect();
+                for (k, e) in entries.iter().rev().enumerate() {
+                    reversed[off + k * 24..off + k * 24 + 24].copy_from_slice(e);
+                }
+            }
+            if sh.sh_flags(Endianness::Little).0 & object::elf::SHF_EXECINSTR.0 != 0 && size > 0 {
+                code.push((i, size as u64));
+            }
+        }
+        assert_ne!(sorted, reversed);
+
+        // Bytes inserted all over the code.
+        let mut maps = BTreeMap::new();
+        for (i, size) in code {
+            let mut m = OffsetMap::new();
+            for at in (1..size).step_by(7) {
+                m.insert(at, 3);
+            }
+            maps.insert(i, m);
+        }
+        let run = |data: &[u8]| {
+            let file = ElfFile64::<Endianness>::parse(data).unwrap();
+            rewrite(&file, &maps).unwrap()
+        };
+        let (a, b) = (run(&sorted), run(&reversed));
+        assert!(a.len() >= 3, "{} sections rewritten", a.len());
+        assert_eq!(a, b);
+    }
 }

@@ -4,15 +4,16 @@
 //! sections, symbols and `RELA` relocations into plain tables indexed by their ELF indices.
 //! Every access is checked: malformed input is an [`Error`], never a panic.
 //!
-//! Writing ([`write`]) goes through `object`'s ELF builder: the original file is read into the
-//! builder, the [`Edits`] (new section contents, relocation lists, symbol values, new sections)
-//! are applied by typed IDs, and the builder lays the file out anew. `object`'s builder does
-//! not know `SHT_GROUP` (COMDAT groups): such sections are read as opaque data and their type
-//! and signature-symbol index are restored after writing (section indices never change here,
-//! since sections are only appended; symbol indices are recomputed with the builder's rule).
+//! Writing ([`write`], [`write_to_file`]; the `writer` module) applies the [`Edits`] (new
+//! section contents, relocation lists and changes, symbol values, new sections) and streams the
+//! new file, laid out by the rules of `object`'s ELF builder, straight from the input bytes.
+//! (In tests the builder itself, with `SHT_GROUP` sections hidden from it as opaque data and
+//! restored after writing, is the oracle of the writer.)
 
 use crate::error::{Error, ErrorKind, Result};
+#[cfg(test)]
 use object::build::elf::{Builder, SectionData, SymbolId};
+#[cfg(test)]
 use object::build::Id;
 use object::elf;
 use object::read::elf::{ElfFile64, FileHeader, Rela, SectionHeader, Sym};
@@ -707,6 +708,9 @@ impl RelocClass {
     }
 }
 
+/// In-place changes of a section's contents: `(offset, new bytes)`, sorted, not overlapping.
+pub type BytePatches = Vec<(u64, Vec<u8>)>;
+
 /// An in-place change of one relocation: `(index in file order, new offset, new addend)`.
 pub type RelocPatch = (u32, u64, i64);
 
@@ -728,10 +732,13 @@ pub struct NewSection {
 }
 
 /// Everything `burn` changes in an object.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Edits {
     /// New contents by ELF section index.
     pub section_data: Vec<(usize, Vec<u8>)>,
+    /// In-place changes of contents by ELF section index: `(offset, new bytes)`, sorted, not
+    /// overlapping.
+    pub section_patches: Vec<(usize, BytePatches)>,
     /// Complete new relocation lists by ELF index of the section they apply to.
     pub relocs: Vec<(usize, Vec<Reloc>)>,
     /// In-place changes of relocations by ELF index of the section they apply to:
@@ -746,12 +753,30 @@ pub struct Edits {
     pub new_sections: Vec<NewSection>,
 }
 
+mod writer;
+
+/// Applies `edits` to `obj` and returns the new file.
+pub fn write(obj: &Object<'_>, edits: Edits) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(obj.data.len() + obj.data.len() / 8);
+    writer::emit(obj, edits, &mut out)?;
+    Ok(out)
+}
+
+/// Applies `edits` to `obj` and streams the new file into `file` (empty, at position 0),
+/// without holding the whole output in memory.
+pub fn write_to_file(obj: &Object<'_>, edits: Edits, file: &mut std::fs::File) -> Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    writer::emit(obj, edits, &mut out)
+}
+
+#[cfg(test)]
 fn build_err(e: object::build::Error) -> Error {
     Error::malformed(e.to_string())
 }
 
-/// Applies `edits` to `obj` and returns the new file.
-pub fn write(obj: &Object<'_>, edits: Edits) -> Result<Vec<u8>> {
+/// The file `object`'s ELF builder makes of `obj` with `edits`: the oracle of [`write`].
+#[cfg(test)]
+pub(crate) fn write_with_builder(obj: &Object<'_>, edits: Edits) -> Result<Vec<u8>> {
     let (mut out, fixes) = with_builder(obj, edits, |b| {
         let mut out = Vec::with_capacity(obj.data.len() + obj.data.len() / 8);
         b.write(&mut out).map_err(build_err)?;
@@ -776,44 +801,10 @@ pub fn write(obj: &Object<'_>, edits: Edits) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Applies `edits` to `obj` and streams the new file into `file` (empty, at position 0),
-/// without holding the whole output in memory.
-pub fn write_to_file(obj: &Object<'_>, edits: Edits, file: &mut std::fs::File) -> Result<()> {
-    use std::io::{Read, Seek, SeekFrom, Write};
-    let ((), fixes) = with_builder(obj, edits, |b| {
-        let mut buffer = object::write::StreamingBuffer::new(std::io::BufWriter::with_capacity(
-            1 << 20,
-            &mut *file,
-        ));
-        b.write(&mut buffer).map_err(build_err)?;
-        buffer.result()?;
-        buffer.into_inner().flush()?;
-        Ok(())
-    })?;
-    if !fixes.is_empty() {
-        let mut header = [0u8; 64];
-        file.seek(SeekFrom::Start(0))?;
-        file.read_exact(&mut header)?;
-        let shoff = u64::from_le_bytes(
-            header[0x28..0x30]
-                .try_into()
-                .map_err(|_| Error::internal("output header"))?,
-        );
-        for (g, new_sig) in fixes {
-            let at = shoff + g as u64 * 64;
-            file.seek(SeekFrom::Start(at + 4))?;
-            file.write_all(&SHT_GROUP.to_le_bytes())?;
-            file.seek(SeekFrom::Start(at + 44))?;
-            file.write_all(&new_sig.to_le_bytes())?;
-        }
-        file.seek(SeekFrom::End(0))?;
-    }
-    Ok(())
-}
-
 /// Reads `obj` into `object`'s builder, applies `edits` and hands the builder to `emit`.
 /// Returns `emit`'s result and the `SHT_GROUP` headers to restore in the written file:
 /// `(section index, new signature symbol index)`.
+#[cfg(test)]
 fn with_builder<R>(
     obj: &Object<'_>,
     edits: Edits,
@@ -861,6 +852,15 @@ fn with_builder<R>(
     };
 
     for (i, data) in edits.section_data {
+        let id = sec_id(i)?;
+        b.sections.get_mut(id).data = SectionData::Data(data.into());
+    }
+    for (i, patches) in edits.section_patches {
+        let mut data = obj.sections[i].data.to_vec();
+        for (at, bytes) in patches {
+            let at = at as usize;
+            data[at..at + bytes.len()].copy_from_slice(&bytes);
+        }
         let id = sec_id(i)?;
         b.sections.get_mut(id).data = SectionData::Data(data.into());
     }
@@ -1002,6 +1002,7 @@ fn with_builder<R>(
 }
 
 /// New `sh_info` (signature symbol index) of each `SHT_GROUP` section.
+#[cfg(test)]
 fn group_fixes(obj: &Object<'_>, groups: &[usize], out_index: &[u32]) -> Result<Vec<(usize, u32)>> {
     let endian = Endianness::Little;
     let table = obj.file.elf_section_table();

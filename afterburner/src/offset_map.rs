@@ -49,12 +49,37 @@ impl OffsetMap {
 
     /// Bytes inserted at points `<= x`.
     pub fn delta(&self, x: u64) -> u64 {
+        if self.points.first().is_none_or(|&(p, _)| x < p) {
+            return 0;
+        }
         let i = self.points.partition_point(|&(p, _)| p <= x);
         if i == 0 {
             0
         } else {
             self.points[i - 1].1
         }
+    }
+
+    /// [`Self::map`] for offsets looked up mostly in increasing order: `hint` (any value to
+    /// start with) keeps the position of the previous lookup.
+    pub fn map_near(&self, x: u64, hint: &mut usize) -> u64 {
+        let p = &self.points;
+        let mut i = (*hint).min(p.len());
+        if i > 0 && p[i - 1].0 > x {
+            i = p.partition_point(|&(q, _)| q <= x);
+        } else {
+            let mut steps = 0;
+            while i < p.len() && p[i].0 <= x {
+                i += 1;
+                steps += 1;
+                if steps == 8 {
+                    i += p[i..].partition_point(|&(q, _)| q <= x);
+                    break;
+                }
+            }
+        }
+        *hint = i;
+        x + if i == 0 { 0 } else { p[i - 1].1 }
     }
 
     /// New offset of original offset `x`, placed *before* any bytes inserted exactly at `x`
@@ -143,6 +168,17 @@ mod tests {
         assert_eq!(m.map_before(10), 17);
         assert_eq!(m.total(), 13);
         assert_eq!(m.insertions().collect::<Vec<_>>(), [(1, 7), (10, 6)]);
+        let mut hint = 0;
+        for x in [0, 1, 9, 10, 11, 3, 0, 12, 10, 1, 0] {
+            assert_eq!(m.map_near(x, &mut hint), m.map(x), "{x}");
+        }
+        let mut many = OffsetMap::new();
+        for k in 1..100 {
+            many.insert(k * 10, 1);
+        }
+        for x in [0, 5, 10, 11, 500, 995, 990, 1500, 2, 320] {
+            assert_eq!(many.map_near(x, &mut hint), many.map(x), "{x}");
+        }
         assert_eq!(m.map_signed(-4), -4);
         assert_eq!(m.map_signed(12), 25);
         assert!(OffsetMap::new().is_identity());

@@ -3,10 +3,10 @@
 
 use super::bytes::{uint_bytes, Cursor};
 use super::lists::{unit_end, unit_length};
-use super::{patched, Ctx, Input, Rebuilt, Result};
+use super::{patched, Change, Ctx, Input, Result};
 
 /// Patches a `.debug_aranges` section.
-pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>) -> Result<Option<Rebuilt>> {
+pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>) -> Result<Option<Change>> {
     let mut data = inp.data.to_vec();
     let mut pos = 0usize;
     while pos < inp.data.len() {
@@ -56,5 +56,5 @@ pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>) -> Result<Option<Rebuilt>>
         }
         pos = end;
     }
-    Ok(patched(inp, data))
+    Ok(patched(inp, &data))
 }

@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 
 use super::bytes::{uint_bytes, Cursor};
-use super::{unchanged_as_none, Ctx, Input, Out, Rebuilt, Result};
+use super::{unchanged_as_none, Change, Ctx, Input, Out, Result};
 
 /// What an FDE needs from its CIE.
 #[derive(Clone, Copy, Debug)]
@@ -36,7 +36,7 @@ struct Cie {
 }
 
 /// Rebuilds `.eh_frame` (`is_eh`) or `.debug_frame`.
-pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>, is_eh: bool) -> Result<Option<Rebuilt>> {
+pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>, is_eh: bool) -> Result<Option<Change>> {
     let data = inp.data;
     let mut out = Out::new(inp);
     let mut cies: BTreeMap<u64, (u64, Cie)> = BTreeMap::new();
@@ -76,7 +76,7 @@ pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>, is_eh: bool) -> Result<Opt
             } else {
                 match inp.reloc_at(body as u64) {
                     Some(rel) => {
-                        let t = ctx.reloc_target(inp, rel)?;
+                        let t = ctx.reloc_target(inp, &rel)?;
                         (t.sec == Some(inp.index)).then_some(t.off)
                     }
                     None => Some(u64::from(id)),
@@ -102,8 +102,10 @@ pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>, is_eh: bool) -> Result<Opt
         }
         pos = end;
     }
-    let targeted = ctx.targeted.contains(&inp.index);
-    Ok(unchanged_as_none(inp, out.finish(inp, true, targeted)?))
+    Ok(unchanged_as_none(
+        inp,
+        out.finish(inp, true, || ctx.is_targeted(inp.index))?,
+    ))
 }
 
 /// How the producer aligned record ends: the largest of 8, 4, 2, 1 dividing every original
@@ -370,7 +372,7 @@ impl Fde<'_, '_> {
             out.replace(inp, body, body + 4, &v.to_le_bytes())?;
         } else if let Some(rel) = inp.reloc_at(body as u64) {
             // Relocated against this section: the addend names the CIE's new offset.
-            let sym = ctx.sym(inp, rel)?;
+            let sym = ctx.sym(inp, &rel)?;
             let addend = i64::try_from(new_cie)
                 .ok()
                 .zip(i64::try_from(sym.value).ok())

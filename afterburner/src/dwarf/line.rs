@@ -16,7 +16,7 @@
 
 use super::bytes::{push_uleb, Cursor};
 use super::lists::{unit_end, unit_length};
-use super::{unchanged_as_none, Addr, Ctx, Input, Out, Rebuilt, Result};
+use super::{unchanged_as_none, Addr, Change, Ctx, Input, Out, Result};
 
 const DW_LNS_COPY: u8 = 1;
 const DW_LNS_ADVANCE_PC: u8 = 2;
@@ -29,7 +29,7 @@ const DW_LNE_END_SEQUENCE: u8 = 1;
 const DW_LNE_SET_ADDRESS: u8 = 2;
 
 /// Rebuilds a `.debug_line` section.
-pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>) -> Result<Option<Rebuilt>> {
+pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>) -> Result<Option<Change>> {
     let mut out = Out::new(inp);
     let mut pos = 0usize;
     while pos < inp.data.len() {
@@ -38,7 +38,7 @@ pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>) -> Result<Option<Rebuilt>>
         out.append(unit);
         pos = end;
     }
-    Ok(unchanged_as_none(inp, out.finish(inp, false, false)?))
+    Ok(unchanged_as_none(inp, out.finish(inp, false, || false)?))
 }
 
 /// Parameters from a program header.
@@ -81,6 +81,8 @@ struct Program<'c, 'd> {
     pending_adv: u64,
     /// Output position and length of the length ULEB128 of the last `DW_LNE_end_sequence`.
     last_end_len: Option<(usize, usize)>,
+    /// Search hint of the offset map lookups (rows go forward).
+    hint: usize,
 }
 
 fn unit<'d>(ctx: &Ctx<'d>, inp: &Input<'d>, start: usize) -> Result<(Out, usize)> {
@@ -134,7 +136,7 @@ fn unit<'d>(ctx: &Ctx<'d>, inp: &Input<'d>, start: usize) -> Result<(Out, usize)
         return Err(c.err_at(start, "header runs past header_length"));
     }
 
-    let mut out = Out::new(inp);
+    let mut out = Out::for_range(inp, start, end);
     out.copy(inp, start, program)?;
     let mut p = Program {
         ctx,
@@ -150,6 +152,7 @@ fn unit<'d>(ctx: &Ctx<'d>, inp: &Input<'d>, start: usize) -> Result<(Out, usize)
         pending: Vec::new(),
         pending_adv: 0,
         last_end_len: None,
+        hint: 0,
     };
     let mut c = Cursor::at(data, program, &inp.name);
     while c.pos() < end {
@@ -299,7 +302,7 @@ impl Program<'_, '_> {
             .checked_add(op_adv)
             .ok_or_else(|| self.inp.err(a as u64, "address advance overflows"))?;
         let row = self.ctx.add(self.inp, a as u64, self.addr, orig_adv)?;
-        let new = self.ctx.map(row);
+        let new = self.ctx.map_near(row, &mut self.hint);
         let new_adv = new.checked_sub(self.new).ok_or_else(|| {
             self.inp
                 .err(a as u64, "line rows go backwards after mapping")

@@ -14,11 +14,9 @@
 //! The base address at the start of a list is that of the unit that references it
 //! ([`Facts::lists`]); a list nobody references may hold no base-relative entry.
 
-use std::collections::BTreeMap;
-
 use super::bytes::{push_uleb, uint_bytes, Cursor};
-use super::info::{debug_addr, Facts, ListCtx};
-use super::{patched, unchanged_as_none, Addr, Ctx, Input, Out, Rebuilt, Result};
+use super::info::{debug_addr, Facts, ListCtx, Marks};
+use super::{patched, unchanged_as_none, Addr, Change, Ctx, Input, Out, Result};
 
 /// `DW_RLE_*` / `DW_LLE_*` entry kinds that share encodings.
 const END_OF_LIST: u8 = 0x00;
@@ -39,14 +37,15 @@ const LLE_START_LENGTH: u8 = 0x08;
 const LLE_GNU_VIEW_PAIR: u8 = 0x09;
 
 /// Rebuilds a `.debug_rnglists` or `.debug_loclists` section.
-pub(super) fn rewrite_v5(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Option<Rebuilt>> {
+pub(super) fn rewrite_v5(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Option<Change>> {
     let is_loc = inp.name == ".debug_loclists";
     let mut out = Out::new(inp);
+    let mut marks = facts.marks(inp.index);
     let mut pos = 0usize;
     while pos < inp.data.len() {
-        pos = contribution(ctx, inp, facts, is_loc, pos, &mut out)?;
+        pos = contribution(ctx, inp, &mut marks, is_loc, pos, &mut out)?;
     }
-    Ok(unchanged_as_none(inp, out.finish(inp, false, false)?))
+    Ok(unchanged_as_none(inp, out.finish(inp, false, || false)?))
 }
 
 /// Unit length field at `pos`: (length, offset size, position after the field).
@@ -72,7 +71,7 @@ pub(super) fn unit_end(inp: &Input<'_>, at: usize, after_len: usize, len: u64) -
 fn contribution(
     ctx: &Ctx<'_>,
     inp: &Input<'_>,
-    facts: &Facts,
+    marks: &mut Marks<'_>,
     is_loc: bool,
     start: usize,
     out: &mut Out,
@@ -114,31 +113,32 @@ fn contribution(
         old_offsets.push(tc.uint(osz)?);
     }
 
-    let mut starts: BTreeMap<usize, u64> = BTreeMap::new();
+    // (original, new) offset of every entry start, in increasing order.
+    let mut starts: Vec<(usize, u64)> = Vec::new();
     let mut list: Option<ListCtx> = None;
     let mut base: Option<Addr> = None;
     let mut p = entries;
     while p < end {
-        if let Some(&l) = facts.views.get(&(inp.index, p as u64)) {
+        if let Some(l) = marks.view(p as u64) {
             // A view list (ULEB128 pairs, no relocations): copied as it is.
             let l = usize::try_from(l)
                 .ok()
                 .filter(|&l| l <= end)
                 .ok_or_else(|| inp.err(p as u64, "view list runs past its unit"))?;
             out.sync(p as u64);
-            starts.insert(p, out.pos());
+            starts.push((p, out.pos()));
             out.copy(inp, p, l)?;
             if l > p {
                 p = l;
                 continue;
             }
         }
-        if let Some(lc) = facts.lists.get(&(inp.index, p as u64)) {
-            list = Some(*lc);
+        if let Some(lc) = marks.list(p as u64) {
+            list = Some(lc);
             base = Some(lc.base);
         }
         out.sync(p as u64);
-        starts.insert(p, out.pos());
+        starts.push((p, out.pos()));
         let mut c = Cursor::at(data, p, &inp.name);
         let kind = c.u8()?;
         out.copy(inp, p, p + 1)?;
@@ -212,7 +212,12 @@ fn contribution(
         let target = usize::try_from(o)
             .ok()
             .and_then(|o| o.checked_add(table))
-            .and_then(|t| starts.get(&t).copied())
+            .and_then(|t| {
+                starts
+                    .binary_search_by_key(&t, |e| e.0)
+                    .ok()
+                    .map(|i| starts[i].1)
+            })
             .ok_or_else(|| inp.err(at as u64, "offsets table entry does not point at an entry"))?;
         let new = target - new_table as u64;
         let b = uint_bytes(new, usize::from(osz))
@@ -304,20 +309,19 @@ impl Entry<'_, '_, '_> {
 /// across a `(0, 0)` end-of-list pair. GCC writes an empty range at the base address as
 /// `(0, 0)`, which ends the list early for every reader but still has its (dead) successors
 /// computed by the assembler; they are remapped like live entries.
-pub(super) fn rewrite_v4(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Option<Rebuilt>> {
+pub(super) fn rewrite_v4(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Option<Change>> {
     let is_loc = inp.name == ".debug_loc";
     let mut data = inp.data.to_vec();
-    let in_section = (inp.index, 0)..=(inp.index, u64::MAX);
-    let Some((&(_, first), _)) = facts.lists.range(in_section.clone()).next() else {
+    let Some(first) = facts.first_list(inp.index) else {
         return Ok(None);
     };
-    let first_view = facts.views.range(in_section).next().map(|(&(_, v), _)| v);
+    let first_view = facts.first_view(inp.index);
     let mut p = usize::try_from(first_view.map_or(first, |v| v.min(first)))
         .map_err(|_| inp.err(first, "list offset out of range"))?;
     let mut base = Addr::ZERO;
     let mut asz = 8u8;
     while p < inp.data.len() {
-        if let Some(&l) = facts.views.get(&(inp.index, p as u64)) {
+        if let Some(l) = facts.view(inp.index, p as u64) {
             let l = usize::try_from(l)
                 .ok()
                 .filter(|&l| l >= p && l <= inp.data.len())
@@ -327,7 +331,7 @@ pub(super) fn rewrite_v4(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Resul
                 continue;
             }
         }
-        if let Some(lc) = facts.lists.get(&(inp.index, p as u64)) {
+        if let Some(lc) = facts.list(inp.index, p as u64) {
             base = lc.base;
             asz = lc.addr_size;
         }
@@ -389,5 +393,5 @@ pub(super) fn rewrite_v4(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Resul
             p = c.pos();
         }
     }
-    Ok(patched(inp, data))
+    Ok(patched(inp, &data))
 }
