@@ -409,8 +409,22 @@ impl<'a> Object<'a> {
                     ),
                 ));
             }
-            if sh_type != SHT_RELA || sh.sh_flags(endian).0 & SHF_ALLOC != 0 {
+            if sh_type != SHT_RELA {
                 continue;
+            }
+            if sh.sh_flags(endian).0 & SHF_ALLOC != 0 {
+                // Dynamic relocations of a linked file (scan only reads those).
+                if e_type != ET_REL {
+                    continue;
+                }
+                // In a relocatable object relocations are link-time data: an allocated
+                // relocation section would be neither applied nor kept true.
+                return Err(Error::in_section(
+                    &sections[i].name,
+                    ErrorKind::Malformed(
+                        "relocation section with SHF_ALLOC in a relocatable object".into(),
+                    ),
+                ));
             }
             let name = sections[i].name.to_string();
             let Some((rels, link)) = sh

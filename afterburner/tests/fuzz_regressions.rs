@@ -91,7 +91,7 @@ fn the_verifier_rejects_malformed_inputs_with_a_place() {
 /// Malformed inputs the burner once accepted, and the place its error must name (the section
 /// and the offset inside it, or the file offset of the section header at fault; readelf shows
 /// the same fields). All but [`BURN_ONLY`] are broken ELF structure, which `scan` refuses too.
-const BURNER_CASES: [(&str, &str); 13] = [
+const BURNER_CASES: [(&str, &str); 14] = [
     // .rela.data entry 23 (at 0x228) patches .data+0x2000138, past the section's end
     (
         "reloc-outside-section.o",
@@ -117,6 +117,11 @@ const BURNER_CASES: [(&str, &str); 13] = [
         "relocated-string-table.o",
         "section .rela__patchable_function_entries offset 0x0: malformed ELF: relocations apply \
          to __patchable_function_entries, which is a symbol or string table",
+    ),
+    // a relocation section with SHF_ALLOC (and an R_X86_64_NONE far past its section)
+    (
+        "allocated-rela.o",
+        "section .relaruntime_ptr_USER_PTR_MAX: malformed ELF: relocation section with SHF_ALLOC",
     ),
     // .strtab starts with `#`, not NUL: the null symbol is named `#`
     (
