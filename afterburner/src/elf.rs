@@ -374,19 +374,38 @@ impl<'a> Object<'a> {
                     ));
                 }
             }
-            // A section symbol stands for its section's start: `.afterburn` and the relocation
-            // rewrite address sites as "section symbol + offset". gcc, as and ld -r always
-            // give it value 0 (none of the Linux objects and modules differ), so another
-            // value is refused rather than carried through every addend.
-            if sym.st_type() == elf::STT_SECTION && sym.st_value(endian) != 0 {
+            // In a relocatable object (symbol values are section offsets there; in a linked
+            // file they are addresses):
+            // * A section symbol stands for its section's start: `.afterburn` and the
+            //   relocation rewrite address sites as "section symbol + offset". gcc, as and
+            //   ld -r always give it value 0 (none of the Linux objects and modules differ),
+            //   so another value is refused rather than carried through every addend.
+            // * A symbol lies inside its section (`value + size <= sh_size`; true of every
+            //   symbol of the Linux objects and modules): the rewrite maps both ends.
+            let (value, size) = (sym.st_value(endian), sym.st_size(endian));
+            if e_type == ET_REL && sym.st_type() == elf::STT_SECTION && value != 0 {
                 return Err(Error::at(
                     ".symtab",
                     at,
                     ErrorKind::Malformed(format!(
-                        "section symbol {i} has value {:#x} (section symbols must have value 0)",
-                        sym.st_value(endian)
+                        "section symbol {i} has value {value:#x} (section symbols must have value 0)"
                     )),
                 ));
+            }
+            if let (ET_REL, Some(s)) = (e_type, section) {
+                let sec = &sections[s];
+                if value.checked_add(size).is_none_or(|end| end > sec.size) {
+                    return Err(Error::at(
+                        ".symtab",
+                        at,
+                        ErrorKind::Malformed(format!(
+                            "symbol {i} `{}` at {value:#x} ({size:#x} bytes) lies outside {} ({:#x} bytes)",
+                            String::from_utf8_lossy(name),
+                            sec.name,
+                            sec.size
+                        )),
+                    ));
+                }
             }
             symbols.push(Symbol {
                 name,
@@ -410,8 +429,22 @@ impl<'a> Object<'a> {
                     ),
                 ));
             }
-            if sh_type != SHT_RELA || sh.sh_flags(endian).0 & SHF_ALLOC != 0 {
+            if sh_type != SHT_RELA {
                 continue;
+            }
+            if sh.sh_flags(endian).0 & SHF_ALLOC != 0 {
+                // Dynamic relocations of a linked file (scan only reads those).
+                if e_type != ET_REL {
+                    continue;
+                }
+                // In a relocatable object relocations are link-time data: an allocated
+                // relocation section would be neither applied nor kept true.
+                return Err(Error::in_section(
+                    &sections[i].name,
+                    ErrorKind::Malformed(
+                        "relocation section with SHF_ALLOC in a relocatable object".into(),
+                    ),
+                ));
             }
             let name = sections[i].name.to_string();
             let Some((rels, link)) = sh

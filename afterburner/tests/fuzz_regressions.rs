@@ -91,7 +91,7 @@ fn the_verifier_rejects_malformed_inputs_with_a_place() {
 /// Malformed inputs the burner once accepted, and the place its error must name (the section
 /// and the offset inside it, or the file offset of the section header at fault; readelf shows
 /// the same fields). All but [`BURN_ONLY`] are broken ELF structure, which `scan` refuses too.
-const BURNER_CASES: [(&str, &str); 13] = [
+const BURNER_CASES: [(&str, &str); 15] = [
     // .rela.data entry 23 (at 0x228) patches .data+0x2000138, past the section's end
     (
         "reloc-outside-section.o",
@@ -101,6 +101,12 @@ const BURNER_CASES: [(&str, &str); 13] = [
     ("symbol-in-missing-section.o", "section .symtab offset 0x0:"),
     // the .text section symbol (entry 2) has value 0xf900000000
     ("section-symbol-value.o", "section .symtab offset 0x30:"),
+    // symbol 3 lies at .text+0xffffffffffff00c0
+    (
+        "symbol-outside-section.o",
+        "section .symtab offset 0x48: malformed ELF: symbol 3 `__get_user_handle_exception` at \
+         0xffffffffffff00c0 (0xffff bytes) lies outside .text (0xcd bytes)",
+    ),
     // .init.text (header 3) has sh_addralign 0: the writer laid the file out wrongly
     (
         "corrupt-output.o",
@@ -117,6 +123,11 @@ const BURNER_CASES: [(&str, &str); 13] = [
         "relocated-string-table.o",
         "section .rela__patchable_function_entries offset 0x0: malformed ELF: relocations apply \
          to __patchable_function_entries, which is a symbol or string table",
+    ),
+    // a relocation section with SHF_ALLOC (and an R_X86_64_NONE far past its section)
+    (
+        "allocated-rela.o",
+        "section .relaruntime_ptr_USER_PTR_MAX: malformed ELF: relocation section with SHF_ALLOC",
     ),
     // .strtab starts with `#`, not NUL: the null symbol is named `#`
     (
