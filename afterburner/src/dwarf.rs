@@ -352,14 +352,30 @@ fn run<T: Send>(
                     }
                 }
                 Change::Patched(patches) => {
+                    // In chunks, in parallel; the first error in relocation order wins.
+                    const CHUNK: usize = 1 << 16;
+                    let n = inp.relocs.len();
+                    let starts: Vec<usize> = (0..n).step_by(CHUNK).collect();
+                    let parts: Vec<Result<Vec<(u32, u64, i64)>>> = starts
+                        .par_iter()
+                        .map(|&lo| {
+                            let mut changes = Vec::new();
+                            for i in lo..(lo + CHUNK).min(n) {
+                                let Some(rel) = inp.relocs.get(i) else { break };
+                                let addend = ctx.final_addend(inp, &rel.into(), &debug_maps)?;
+                                if addend != rel.addend {
+                                    let i = u32::try_from(i).map_err(|_| {
+                                        inp.err(rel.offset, "too many relocations")
+                                    })?;
+                                    changes.push((i, rel.offset, addend));
+                                }
+                            }
+                            Ok(changes)
+                        })
+                        .collect();
                     let mut changes = Vec::new();
-                    for (i, rel) in inp.relocs.iter().enumerate() {
-                        let addend = ctx.final_addend(inp, &rel.into(), &debug_maps)?;
-                        if addend != rel.addend {
-                            let i = u32::try_from(i)
-                                .map_err(|_| inp.err(rel.offset, "too many relocations"))?;
-                            changes.push((i, rel.offset, addend));
-                        }
+                    for part in parts {
+                        changes.extend(part?);
                     }
                     let relocs = if inp.file_order {
                         NewRelocs::Changes(changes)
