@@ -207,7 +207,7 @@ pub fn rewrite(
     })
 }
 
-/// What [`rewrite_changes`] returns for one section.
+/// What [`rewrite_prepared`] returns for one section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SectionChange {
     /// Original section index of the rewritten data section.
@@ -241,13 +241,39 @@ pub enum NewRelocs {
     Changes(Vec<(u32, u64, i64)>),
 }
 
-/// [`rewrite`] without the copies: sections patched in place come back as their patches, and
-/// their relocations as the changed addends when the relocation section allows that.
-pub fn rewrite_changes(
-    file: &ElfFile64<'_, Endianness>,
+/// The part of the rewrite that needs only the object, not the code maps: its debug sections
+/// read and `.debug_info` walked ([`prepare`]), so that it can be done while the code is
+/// planned.
+pub struct Prepared<'d> {
+    state: std::result::Result<(Ctx<'d>, info::Collected), DwarfError>,
+}
+
+/// Reads the debug sections of `file` and walks `.debug_info` (see [`Prepared`]). Errors are
+/// kept for [`rewrite_prepared`]: they count only if code moved.
+pub fn prepare<'d>(file: &ElfFile64<'d, Endianness>) -> Prepared<'d> {
+    let state = if !file.is_little_endian() || file.architecture() != object::Architecture::X86_64 {
+        Err(DwarfError::new(
+            "<file>",
+            0,
+            "only little-endian x86-64 objects are supported",
+        ))
+    } else {
+        Ctx::new(file).map(|ctx| {
+            let collected = info::collect(&ctx);
+            (ctx, collected)
+        })
+    };
+    Prepared { state }
+}
+
+/// [`rewrite`] of a [`prepare`]d object, without the copies: sections patched in place come
+/// back as their patches, and their relocations as the changed addends when the relocation
+/// section allows that.
+pub fn rewrite_prepared(
+    prepared: Prepared<'_>,
     maps: &BTreeMap<usize, OffsetMap>,
 ) -> std::result::Result<Vec<SectionChange>, DwarfError> {
-    run(file, maps, |_, _, sc| sc)
+    finish_run(prepared, maps, |_, _, sc| sc)
 }
 
 /// Runs the rewrite and hands each changed section to `finish` (in section order).
@@ -259,32 +285,31 @@ fn run<T: Send>(
     if maps.values().all(OffsetMap::is_identity) {
         return Ok(Vec::new());
     }
-    if !file.is_little_endian() || file.architecture() != object::Architecture::X86_64 {
-        return Err(DwarfError::new(
-            "<file>",
-            0,
-            "only little-endian x86-64 objects are supported",
-        ));
+    finish_run(prepare(file), maps, finish)
+}
+
+/// The rest of [`run`], once the object is [`prepare`]d.
+fn finish_run<'d, T: Send>(
+    prepared: Prepared<'d>,
+    maps: &'d BTreeMap<usize, OffsetMap>,
+    finish: impl Fn(&Ctx<'_>, &Input<'_>, SectionChange) -> T + Sync,
+) -> std::result::Result<Vec<T>, DwarfError> {
+    if maps.values().all(OffsetMap::is_identity) {
+        return Ok(Vec::new());
     }
     use rayon::prelude::*;
-    let ctx = Ctx::new(file, maps)?;
+    let (ctx, collected) = prepared.state?;
+    let ctx = with_maps(ctx, maps);
+    let facts = info::resolve(&ctx, collected)?;
 
-    // Rebuild or patch each section; addends are still the original ones. Sections are
-    // independent of each other; those that need nothing from `.debug_info` are rebuilt while
-    // it is walked. Errors are reported as a walk of `.debug_info` followed by the sections in
-    // index order would meet them.
-    let needs_facts = |inp: &Input<'_>| {
-        matches!(
-            inp.name.as_str(),
-            ".debug_info" | ".debug_rnglists" | ".debug_loclists" | ".debug_ranges" | ".debug_loc"
-        )
-    };
-    let rebuild = |inp: &Input<'_>, facts: Option<&info::Facts>| -> Result<Option<Change>> {
-        let facts = || facts.ok_or_else(|| inp.err(0, "internal: facts needed"));
+    // Rebuild or patch each section (independent of each other: in parallel); addends are
+    // still the original ones. Errors are reported as a walk of `.debug_info` followed by the
+    // sections in index order would meet them.
+    let rebuild = |inp: &Input<'_>| -> Result<Option<Change>> {
         match inp.name.as_str() {
-            ".debug_info" => info::patch(&ctx, inp, facts()?),
-            ".debug_rnglists" | ".debug_loclists" => lists::rewrite_v5(&ctx, inp, facts()?),
-            ".debug_ranges" | ".debug_loc" => lists::rewrite_v4(&ctx, inp, facts()?),
+            ".debug_info" => info::patch(&ctx, inp, &facts),
+            ".debug_rnglists" | ".debug_loclists" => lists::rewrite_v5(&ctx, inp, &facts),
+            ".debug_ranges" | ".debug_loc" => lists::rewrite_v4(&ctx, inp, &facts),
             ".debug_line" => line::rewrite(&ctx, inp),
             ".eh_frame" => frame::rewrite(&ctx, inp, true),
             ".debug_frame" => frame::rewrite(&ctx, inp, false),
@@ -293,23 +318,10 @@ fn run<T: Send>(
         }
     };
     let inputs: Vec<&Input<'_>> = ctx.inputs.values().collect();
-    let (facts, mut results) = rayon::join(
-        || info::collect(&ctx),
-        || {
-            inputs
-                .par_iter()
-                .filter(|i| !needs_facts(i))
-                .map(|inp| (inp.index, rebuild(inp, None)))
-                .collect::<Vec<_>>()
-        },
-    );
-    let facts = facts?;
-    results.par_extend(
-        inputs
-            .par_iter()
-            .filter(|i| needs_facts(i))
-            .map(|inp| (inp.index, rebuild(inp, Some(&facts)))),
-    );
+    let mut results: Vec<(usize, Result<Option<Change>>)> = inputs
+        .par_iter()
+        .map(|inp| (inp.index, rebuild(inp)))
+        .collect();
     drop(facts);
     results.sort_by_key(|r| r.0);
     let mut done: Vec<(usize, Change)> = Vec::new();
@@ -364,9 +376,8 @@ fn run<T: Send>(
                                 let Some(rel) = inp.relocs.get(i) else { break };
                                 let addend = ctx.final_addend(inp, &rel.into(), &debug_maps)?;
                                 if addend != rel.addend {
-                                    let i = u32::try_from(i).map_err(|_| {
-                                        inp.err(rel.offset, "too many relocations")
-                                    })?;
+                                    let i = u32::try_from(i)
+                                        .map_err(|_| inp.err(rel.offset, "too many relocations"))?;
                                     changes.push((i, rel.offset, addend));
                                 }
                             }
@@ -718,6 +729,18 @@ fn relocation_chains<'d>(file: &ElfFile64<'d, Endianness>) -> Result<Vec<Vec<Raw
     Ok(chains)
 }
 
+/// `ctx` with the code maps (by section index).
+fn with_maps<'m>(mut ctx: Ctx<'m>, maps: &'m BTreeMap<usize, OffsetMap>) -> Ctx<'m> {
+    let n = ctx.chains.len();
+    ctx.map_by_index = vec![None; n];
+    for (&i, m) in maps {
+        if let Some(slot) = ctx.map_by_index.get_mut(i) {
+            *slot = Some(m);
+        }
+    }
+    ctx
+}
+
 /// Byte size of the field a relocation of type `r_type` patches (x86-64).
 fn reloc_size(r_type: u32) -> Option<u64> {
     match r_type {
@@ -736,7 +759,7 @@ fn reloc_is_mappable(r_type: u32) -> bool {
 }
 
 impl<'d> Ctx<'d> {
-    fn new(file: &ElfFile64<'d, Endianness>, maps: &'d BTreeMap<usize, OffsetMap>) -> Result<Self> {
+    fn new(file: &ElfFile64<'d, Endianness>) -> Result<Self> {
         let file_err = |m: String| DwarfError::new("<file>", 0, m);
         let mut syms = Vec::new();
         for s in file.symbols() {
@@ -843,19 +866,10 @@ impl<'d> Ctx<'d> {
                 },
             );
         }
-        let mut map_by_index = Vec::new();
-        for (&i, m) in maps {
-            if i < chains.len() {
-                if map_by_index.len() <= i {
-                    map_by_index.resize(i + 1, None);
-                }
-                map_by_index[i] = Some(m);
-            }
-        }
         Ok(Ctx {
             chains,
             targeted: std::sync::OnceLock::new(),
-            map_by_index,
+            map_by_index: Vec::new(),
             syms,
             names,
             inputs,
