@@ -137,8 +137,26 @@ pub fn burn_file(input: &Path, output: &Path, opts: &Options) -> Result<Report> 
             report
         }
         Planned::Edits(edits, report) => {
-            crate::elf::write_to_file(&obj, edits, tmp.as_file_mut())
-                .map_err(|e| e.with_file(output))?;
+            // Data is written back while the rest is being written (the final sync in
+            // `finish` then has less to wait for).
+            let syncer = tmp.as_file().try_clone().ok();
+            let done = std::sync::atomic::AtomicBool::new(false);
+            std::thread::scope(|s| {
+                if let Some(f) = &syncer {
+                    s.spawn(|| {
+                        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                            if f.sync_data().is_err() {
+                                break;
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(2));
+                        }
+                    });
+                }
+                let r = crate::elf::write_to_file(&obj, edits, tmp.as_file_mut())
+                    .map_err(|e| e.with_file(output));
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                r
+            })?;
             report
         }
     };

@@ -352,8 +352,9 @@ fn finish_run<'d, T: Send>(
             let sc = match r {
                 Change::Full(r) => {
                     let mut relocs = r.relocs;
+                    let mut hints = vec![0; ctx.chains.len()];
                     for rel in &mut relocs {
-                        rel.addend = ctx.final_addend(inp, rel, &debug_maps)?;
+                        rel.addend = ctx.final_addend(inp, rel, &debug_maps, &mut hints)?;
                     }
                     relocs.sort_by_key(|r| r.offset);
                     SectionChange {
@@ -372,9 +373,11 @@ fn finish_run<'d, T: Send>(
                         .par_iter()
                         .map(|&lo| {
                             let mut changes = Vec::new();
+                            let mut hints = vec![0; ctx.chains.len()];
                             for i in lo..(lo + CHUNK).min(n) {
                                 let Some(rel) = inp.relocs.get(i) else { break };
-                                let addend = ctx.final_addend(inp, &rel.into(), &debug_maps)?;
+                                let addend =
+                                    ctx.final_addend(inp, &rel.into(), &debug_maps, &mut hints)?;
                                 if addend != rel.addend {
                                     let i = u32::try_from(i)
                                         .map_err(|_| inp.err(rel.offset, "too many relocations"))?;
@@ -967,6 +970,7 @@ impl<'d> Ctx<'d> {
         inp: &Input<'_>,
         rel: &NewReloc,
         debug_maps: &[Option<&OffsetMap>],
+        hints: &mut [usize],
     ) -> Result<i64> {
         let orig = Rel {
             offset: rel.offset,
@@ -1000,12 +1004,15 @@ impl<'d> Ctx<'d> {
                 ),
             ));
         }
-        map.map_addend(sym.value, rel.addend, 0).ok_or_else(|| {
-            inp.err(
-                rel.offset,
-                format!("mapped addend into {} overflows", target()),
-            )
-        })
+        let mut no_hint = usize::MAX;
+        let hint = hints.get_mut(sec).unwrap_or(&mut no_hint);
+        map.map_addend_near(sym.value, rel.addend, 0, hint)
+            .ok_or_else(|| {
+                inp.err(
+                    rel.offset,
+                    format!("mapped addend into {} overflows", target()),
+                )
+            })
     }
 
     /// Whether relocations in other sections point into section `index`.
