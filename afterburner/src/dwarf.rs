@@ -1053,6 +1053,10 @@ impl<'d> Ctx<'d> {
 
 /// Output of a rebuilt section: bytes, carried relocations, and the original → new positions
 /// of record boundaries (for the section's own offset map).
+///
+/// Copies of adjacent original ranges are gathered and carried out together (one pass over
+/// their relocations, one copy of their bytes) when something else is appended, or when the
+/// bytes or relocations are looked at (`flush`).
 struct Out {
     data: Vec<u8>,
     relocs: Vec<NewReloc>,
@@ -1064,6 +1068,10 @@ struct Out {
     consumed: Vec<bool>,
     /// Index of the first input relocation after the last copy (a search hint).
     hint: usize,
+    /// Original bytes `[a, b)` still to be copied, and the starts of the copies gathered in
+    /// them after the first (a relocation may not cross one).
+    pending: Option<(usize, usize)>,
+    cuts: Vec<usize>,
 }
 
 impl Out {
@@ -1075,6 +1083,8 @@ impl Out {
             first: 0,
             consumed: vec![false; inp.relocs.len()],
             hint: 0,
+            pending: None,
+            cuts: Vec::new(),
         }
     }
 
@@ -1088,11 +1098,18 @@ impl Out {
             first: r.start,
             consumed: vec![false; r.len()],
             hint: r.start,
+            pending: None,
+            cuts: Vec::new(),
         }
     }
 
+    /// Length of the output so far.
+    fn len(&self) -> usize {
+        self.data.len() + self.pending.map_or(0, |(a, b)| b - a)
+    }
+
     fn pos(&self) -> u64 {
-        self.data.len() as u64
+        self.len() as u64
     }
 
     /// Records that original offset `orig` (a record boundary) is at the current position.
@@ -1103,13 +1120,37 @@ impl Out {
 
     /// Copies original bytes `[a, b)` with the relocations inside them.
     fn copy(&mut self, inp: &Input<'_>, a: usize, b: usize) -> Result<()> {
+        if a > b || b > inp.data.len() {
+            return Err(inp.err(a as u64, "copy range out of bounds"));
+        }
+        match self.pending {
+            Some((pa, pb)) if pb == a => {
+                self.pending = Some((pa, b));
+                self.cuts.push(a);
+                Ok(())
+            }
+            _ => {
+                self.flush(inp)?;
+                self.pending = Some((a, b));
+                Ok(())
+            }
+        }
+    }
+
+    /// Carries out the gathered copies.
+    fn flush(&mut self, inp: &Input<'_>) -> Result<()> {
+        let Some((a, b)) = self.pending.take() else {
+            return Ok(());
+        };
+        let cuts = std::mem::take(&mut self.cuts);
         let bytes = inp
             .data
             .get(a..b)
             .ok_or_else(|| inp.err(a as u64, "copy range out of bounds"))?;
-        let delta = self.pos() as i128 - a as i128;
+        let delta = self.data.len() as i128 - a as i128;
         let lo = inp.first_at_or_after(a as u64, self.hint);
         let mut i = lo;
+        let mut cut = 0;
         while let Some(r) = inp.relocs.get(i).filter(|r| r.offset < b as u64) {
             i += 1;
             let size = reloc_size(r.r_type).ok_or_else(|| {
@@ -1118,7 +1159,12 @@ impl Out {
                     format!("unsupported relocation type {}", r.r_type),
                 )
             })?;
-            if r.offset + size > b as u64 {
+            // The end of the copy this relocation is in.
+            while cuts.get(cut).is_some_and(|&c| c as u64 <= r.offset) {
+                cut += 1;
+            }
+            let end = cuts.get(cut).map_or(b, |&c| c) as u64;
+            if r.offset + size > end {
                 return Err(inp.err(r.offset, "relocation straddles a field boundary"));
             }
             let seen = i
@@ -1139,25 +1185,32 @@ impl Out {
         }
         self.hint = i;
         self.data.extend_from_slice(bytes);
+        self.cuts = cuts;
+        self.cuts.clear();
         Ok(())
     }
 
     /// Appends bytes that replace original bytes `[a, b)`, which must hold no relocation.
     fn replace(&mut self, inp: &Input<'_>, a: usize, b: usize, bytes: &[u8]) -> Result<()> {
+        self.flush(inp)?;
         inp.no_reloc_in(a as u64, b as u64, "a rewritten field")?;
         self.data.extend_from_slice(bytes);
         Ok(())
     }
 
     /// Overwrites `bytes.len()` bytes at new offset `at` (a length field written late).
-    fn patch(&mut self, at: usize, bytes: &[u8]) {
+    fn patch(&mut self, inp: &Input<'_>, at: usize, bytes: &[u8]) -> Result<()> {
+        self.flush(inp)?;
         if let Some(dst) = self.data.get_mut(at..at + bytes.len()) {
             dst.copy_from_slice(bytes);
         }
+        Ok(())
     }
 
     /// Appends another output built from the same input (relocations and sync points shift).
-    fn append(&mut self, other: Out) {
+    fn append(&mut self, inp: &Input<'_>, mut other: Out) -> Result<()> {
+        self.flush(inp)?;
+        other.flush(inp)?;
         let base = self.pos();
         self.data.extend_from_slice(&other.data);
         self.relocs.extend(other.relocs.into_iter().map(|mut r| {
@@ -1170,6 +1223,7 @@ impl Out {
         for (c, o) in self.consumed.iter_mut().skip(at).zip(other.consumed) {
             *c |= o;
         }
+        Ok(())
     }
 
     /// Checks that every input relocation was accounted for and derives the section's own
@@ -1182,6 +1236,7 @@ impl Out {
         may_shrink: bool,
         targeted: impl Fn() -> bool,
     ) -> Result<Rebuilt> {
+        self.flush(inp)?;
         if let Some(i) = self.consumed.iter().position(|c| !c) {
             return Err(inp.err(
                 inp.relocs.offset(self.first + i),
@@ -1284,6 +1339,52 @@ fn unchanged_as_none(inp: &Input<'_>, r: Rebuilt) -> Option<Change> {
 mod tests {
     use super::*;
     use object::read::elf::SectionHeader as _;
+
+    /// Gathered copies carry relocations as separate copies would: at their new offsets, and
+    /// a relocation across the boundary of two copied ranges is still refused.
+    #[test]
+    fn gathered_copies_keep_relocations_and_boundaries() {
+        let data: Vec<u8> = (0u8..16).collect();
+        let inp = Input {
+            index: 3,
+            name: ".debug_x".into(),
+            data: &data,
+            relocs: Rels::Sorted(vec![Rel {
+                offset: 6,
+                symbol: 1,
+                r_type: 10, // R_X86_64_32: 4 bytes
+                addend: 0,
+            }]),
+            file_order: false,
+        };
+        // [0, 4) [4, 12) [12, 16) after two inserted bytes.
+        let mut out = Out::new(&inp);
+        out.replace(&inp, 0, 0, &[0xaa, 0xbb]).unwrap();
+        out.copy(&inp, 0, 4).unwrap();
+        out.copy(&inp, 4, 12).unwrap();
+        assert_eq!(out.len(), 14);
+        out.copy(&inp, 12, 16).unwrap();
+        let r = out.finish(&inp, false, || false).unwrap();
+        assert_eq!(&r.data[..2], &[0xaa, 0xbb]);
+        assert_eq!(&r.data[2..], &data[..]);
+        assert_eq!(r.relocs.len(), 1);
+        assert_eq!(r.relocs[0].offset, 8);
+
+        // [0, 8) [8, 16): the relocation at 6..10 crosses the boundary at 8.
+        let mut out = Out::new(&inp);
+        out.copy(&inp, 0, 8).unwrap();
+        out.copy(&inp, 8, 16).unwrap();
+        let e = out.finish(&inp, false, || false).err().unwrap();
+        assert!(e.message.contains("straddles"), "{e}");
+        assert_eq!(e.offset, 6);
+
+        // Copied twice.
+        let mut out = Out::new(&inp);
+        out.copy(&inp, 4, 12).unwrap();
+        out.replace(&inp, 12, 12, &[]).unwrap();
+        out.copy(&inp, 4, 12).unwrap();
+        assert!(out.flush(&inp).is_err());
+    }
 
     /// Relocations read in place (sorted, as gcc writes them) and relocations that must be
     /// sorted first (the same ones, reversed) give the same rewrite.

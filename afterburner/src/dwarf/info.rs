@@ -454,10 +454,10 @@ pub(super) fn patch(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Opt
                 .collect();
             relayout_unit(ctx, inp, &header, start, grow, &unit_patches, &mut out)?;
         } else {
-            let new_start = out.data.len();
+            let new_start = out.len();
             out.copy(inp, s, e)?;
             for (at, bytes) in patches.iter().filter(|(at, _)| (start..end).contains(at)) {
-                out.patch(new_start + (*at - start) as usize, bytes);
+                out.patch(inp, new_start + (*at - start) as usize, bytes)?;
             }
         }
     }
@@ -619,14 +619,14 @@ fn relayout_unit(
         }
         if !changed {
             // Emit.
-            let new_start = out.data.len();
+            let new_start = out.len();
             out.copy(inp, start as usize, root as usize)?;
             let mut placed = Vec::with_capacity(pieces.len());
             for (k, &(a, b, piece)) in pieces.iter().enumerate() {
                 if new_off.contains_key(&a) {
                     out.sync(a);
                 }
-                placed.push(out.data.len());
+                placed.push(out.len());
                 let w = width[k] as usize;
                 let (au, bu) = (a as usize, b as usize);
                 match piece {
@@ -655,19 +655,19 @@ fn relayout_unit(
                 let k = pieces.partition_point(|&(a, _, _)| a <= *at);
                 match k.checked_sub(1).map(|k| (k, pieces[k])) {
                     Some((k, (a, b, Piece::Copy))) if *at + bytes.len() as u64 <= b => {
-                        out.patch(placed[k] + (*at - a) as usize, bytes);
+                        out.patch(inp, placed[k] + (*at - a) as usize, bytes)?;
                     }
                     _ => return Err(inp.err(*at, "internal: patch outside a copied piece")),
                 }
             }
-            let len = (out.data.len() - new_start) as u64 - ils;
+            let len = (out.len() - new_start) as u64 - ils;
             let (at, size) = if ils == 12 {
                 (new_start + 4, 8)
             } else {
                 (new_start, 4)
             };
             let b = uint_bytes(len, size).ok_or_else(|| inp.err(start, "unit length overflows"))?;
-            out.patch(at, &b);
+            out.patch(inp, at, &b)?;
             return Ok(());
         }
     }
