@@ -96,7 +96,17 @@ fn plan(obj: &Object<'_>, opts: &Options) -> Result<Planned> {
     {
         return unchanged(Status::NoAnnotate);
     }
-    let (edits, report) = Burner::new(obj)?.run()?;
+    // The debug sections are read and `.debug_info` walked while the code is decoded and
+    // planned: that part of the DWARF rewrite needs no offset map.
+    let (burner, prepared) = rayon::join(
+        || -> Result<Burner<'_, '_>> {
+            let mut b = Burner::new(obj)?;
+            b.plan_all()?;
+            Ok(b)
+        },
+        || dwarf::prepare(&obj.file),
+    );
+    let (edits, report) = burner?.run(prepared)?;
     Ok(Planned::Edits(edits, report))
 }
 
@@ -127,8 +137,26 @@ pub fn burn_file(input: &Path, output: &Path, opts: &Options) -> Result<Report> 
             report
         }
         Planned::Edits(edits, report) => {
-            crate::elf::write_to_file(&obj, edits, tmp.as_file_mut())
-                .map_err(|e| e.with_file(output))?;
+            // Data is written back while the rest is being written (the final sync in
+            // `finish` then has less to wait for).
+            let syncer = tmp.as_file().try_clone().ok();
+            let done = std::sync::atomic::AtomicBool::new(false);
+            std::thread::scope(|s| {
+                if let Some(f) = &syncer {
+                    s.spawn(|| {
+                        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                            if f.sync_data().is_err() {
+                                break;
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(2));
+                        }
+                    });
+                }
+                let r = crate::elf::write_to_file(&obj, edits, tmp.as_file_mut())
+                    .map_err(|e| e.with_file(output));
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                r
+            })?;
             report
         }
     };
@@ -523,10 +551,9 @@ impl<'o, 'a> Burner<'o, 'a> {
         dwarf_maps.get(&index)
     }
 
-    /// Everything that changes, and the report.
-    fn run(mut self) -> Result<(Edits, Report)> {
+    /// Everything that changes, and the report, once the sections are planned.
+    fn run(mut self, prepared: dwarf::Prepared<'_>) -> Result<(Edits, Report)> {
         let obj = self.obj;
-        self.plan_all()?;
         let mut edits = Edits::default();
 
         // Code bytes, and (at the same time: it needs only the maps) DWARF and CFI.
@@ -564,7 +591,7 @@ impl<'o, 'a> Burner<'o, 'a> {
                 if code_maps.is_empty() {
                     return Ok(Vec::new());
                 }
-                dwarf::rewrite_changes(&obj.file, &code_maps).map_err(|e| Error {
+                dwarf::rewrite_prepared(prepared, &code_maps).map_err(|e| Error {
                     place: Place {
                         file: None,
                         section: Some(e.section.clone()),

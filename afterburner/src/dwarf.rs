@@ -207,7 +207,7 @@ pub fn rewrite(
     })
 }
 
-/// What [`rewrite_changes`] returns for one section.
+/// What [`rewrite_prepared`] returns for one section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SectionChange {
     /// Original section index of the rewritten data section.
@@ -241,13 +241,39 @@ pub enum NewRelocs {
     Changes(Vec<(u32, u64, i64)>),
 }
 
-/// [`rewrite`] without the copies: sections patched in place come back as their patches, and
-/// their relocations as the changed addends when the relocation section allows that.
-pub fn rewrite_changes(
-    file: &ElfFile64<'_, Endianness>,
+/// The part of the rewrite that needs only the object, not the code maps: its debug sections
+/// read and `.debug_info` walked ([`prepare`]), so that it can be done while the code is
+/// planned.
+pub struct Prepared<'d> {
+    state: std::result::Result<(Ctx<'d>, info::Collected), DwarfError>,
+}
+
+/// Reads the debug sections of `file` and walks `.debug_info` (see [`Prepared`]). Errors are
+/// kept for [`rewrite_prepared`]: they count only if code moved.
+pub fn prepare<'d>(file: &ElfFile64<'d, Endianness>) -> Prepared<'d> {
+    let state = if !file.is_little_endian() || file.architecture() != object::Architecture::X86_64 {
+        Err(DwarfError::new(
+            "<file>",
+            0,
+            "only little-endian x86-64 objects are supported",
+        ))
+    } else {
+        Ctx::new(file).map(|ctx| {
+            let collected = info::collect(&ctx);
+            (ctx, collected)
+        })
+    };
+    Prepared { state }
+}
+
+/// [`rewrite`] of a [`prepare`]d object, without the copies: sections patched in place come
+/// back as their patches, and their relocations as the changed addends when the relocation
+/// section allows that.
+pub fn rewrite_prepared(
+    prepared: Prepared<'_>,
     maps: &BTreeMap<usize, OffsetMap>,
 ) -> std::result::Result<Vec<SectionChange>, DwarfError> {
-    run(file, maps, |_, _, sc| sc)
+    finish_run(prepared, maps, |_, _, sc| sc)
 }
 
 /// Runs the rewrite and hands each changed section to `finish` (in section order).
@@ -259,32 +285,31 @@ fn run<T: Send>(
     if maps.values().all(OffsetMap::is_identity) {
         return Ok(Vec::new());
     }
-    if !file.is_little_endian() || file.architecture() != object::Architecture::X86_64 {
-        return Err(DwarfError::new(
-            "<file>",
-            0,
-            "only little-endian x86-64 objects are supported",
-        ));
+    finish_run(prepare(file), maps, finish)
+}
+
+/// The rest of [`run`], once the object is [`prepare`]d.
+fn finish_run<'d, T: Send>(
+    prepared: Prepared<'d>,
+    maps: &'d BTreeMap<usize, OffsetMap>,
+    finish: impl Fn(&Ctx<'_>, &Input<'_>, SectionChange) -> T + Sync,
+) -> std::result::Result<Vec<T>, DwarfError> {
+    if maps.values().all(OffsetMap::is_identity) {
+        return Ok(Vec::new());
     }
     use rayon::prelude::*;
-    let ctx = Ctx::new(file, maps)?;
+    let (ctx, collected) = prepared.state?;
+    let ctx = with_maps(ctx, maps);
+    let facts = info::resolve(&ctx, collected)?;
 
-    // Rebuild or patch each section; addends are still the original ones. Sections are
-    // independent of each other; those that need nothing from `.debug_info` are rebuilt while
-    // it is walked. Errors are reported as a walk of `.debug_info` followed by the sections in
-    // index order would meet them.
-    let needs_facts = |inp: &Input<'_>| {
-        matches!(
-            inp.name.as_str(),
-            ".debug_info" | ".debug_rnglists" | ".debug_loclists" | ".debug_ranges" | ".debug_loc"
-        )
-    };
-    let rebuild = |inp: &Input<'_>, facts: Option<&info::Facts>| -> Result<Option<Change>> {
-        let facts = || facts.ok_or_else(|| inp.err(0, "internal: facts needed"));
+    // Rebuild or patch each section (independent of each other: in parallel); addends are
+    // still the original ones. Errors are reported as a walk of `.debug_info` followed by the
+    // sections in index order would meet them.
+    let rebuild = |inp: &Input<'_>| -> Result<Option<Change>> {
         match inp.name.as_str() {
-            ".debug_info" => info::patch(&ctx, inp, facts()?),
-            ".debug_rnglists" | ".debug_loclists" => lists::rewrite_v5(&ctx, inp, facts()?),
-            ".debug_ranges" | ".debug_loc" => lists::rewrite_v4(&ctx, inp, facts()?),
+            ".debug_info" => info::patch(&ctx, inp, &facts),
+            ".debug_rnglists" | ".debug_loclists" => lists::rewrite_v5(&ctx, inp, &facts),
+            ".debug_ranges" | ".debug_loc" => lists::rewrite_v4(&ctx, inp, &facts),
             ".debug_line" => line::rewrite(&ctx, inp),
             ".eh_frame" => frame::rewrite(&ctx, inp, true),
             ".debug_frame" => frame::rewrite(&ctx, inp, false),
@@ -293,23 +318,10 @@ fn run<T: Send>(
         }
     };
     let inputs: Vec<&Input<'_>> = ctx.inputs.values().collect();
-    let (facts, mut results) = rayon::join(
-        || info::collect(&ctx),
-        || {
-            inputs
-                .par_iter()
-                .filter(|i| !needs_facts(i))
-                .map(|inp| (inp.index, rebuild(inp, None)))
-                .collect::<Vec<_>>()
-        },
-    );
-    let facts = facts?;
-    results.par_extend(
-        inputs
-            .par_iter()
-            .filter(|i| needs_facts(i))
-            .map(|inp| (inp.index, rebuild(inp, Some(&facts)))),
-    );
+    let mut results: Vec<(usize, Result<Option<Change>>)> = inputs
+        .par_iter()
+        .map(|inp| (inp.index, rebuild(inp)))
+        .collect();
     drop(facts);
     results.sort_by_key(|r| r.0);
     let mut done: Vec<(usize, Change)> = Vec::new();
@@ -340,8 +352,9 @@ fn run<T: Send>(
             let sc = match r {
                 Change::Full(r) => {
                     let mut relocs = r.relocs;
+                    let mut hints = vec![0; ctx.chains.len()];
                     for rel in &mut relocs {
-                        rel.addend = ctx.final_addend(inp, rel, &debug_maps)?;
+                        rel.addend = ctx.final_addend(inp, rel, &debug_maps, &mut hints)?;
                     }
                     relocs.sort_by_key(|r| r.offset);
                     SectionChange {
@@ -352,14 +365,31 @@ fn run<T: Send>(
                     }
                 }
                 Change::Patched(patches) => {
+                    // In chunks, in parallel; the first error in relocation order wins.
+                    const CHUNK: usize = 1 << 16;
+                    let n = inp.relocs.len();
+                    let starts: Vec<usize> = (0..n).step_by(CHUNK).collect();
+                    let parts: Vec<Result<Vec<(u32, u64, i64)>>> = starts
+                        .par_iter()
+                        .map(|&lo| {
+                            let mut changes = Vec::new();
+                            let mut hints = vec![0; ctx.chains.len()];
+                            for i in lo..(lo + CHUNK).min(n) {
+                                let Some(rel) = inp.relocs.get(i) else { break };
+                                let addend =
+                                    ctx.final_addend(inp, &rel.into(), &debug_maps, &mut hints)?;
+                                if addend != rel.addend {
+                                    let i = u32::try_from(i)
+                                        .map_err(|_| inp.err(rel.offset, "too many relocations"))?;
+                                    changes.push((i, rel.offset, addend));
+                                }
+                            }
+                            Ok(changes)
+                        })
+                        .collect();
                     let mut changes = Vec::new();
-                    for (i, rel) in inp.relocs.iter().enumerate() {
-                        let addend = ctx.final_addend(inp, &rel.into(), &debug_maps)?;
-                        if addend != rel.addend {
-                            let i = u32::try_from(i)
-                                .map_err(|_| inp.err(rel.offset, "too many relocations"))?;
-                            changes.push((i, rel.offset, addend));
-                        }
+                    for part in parts {
+                        changes.extend(part?);
                     }
                     let relocs = if inp.file_order {
                         NewRelocs::Changes(changes)
@@ -702,6 +732,18 @@ fn relocation_chains<'d>(file: &ElfFile64<'d, Endianness>) -> Result<Vec<Vec<Raw
     Ok(chains)
 }
 
+/// `ctx` with the code maps (by section index).
+fn with_maps<'m>(mut ctx: Ctx<'m>, maps: &'m BTreeMap<usize, OffsetMap>) -> Ctx<'m> {
+    let n = ctx.chains.len();
+    ctx.map_by_index = vec![None; n];
+    for (&i, m) in maps {
+        if let Some(slot) = ctx.map_by_index.get_mut(i) {
+            *slot = Some(m);
+        }
+    }
+    ctx
+}
+
 /// Byte size of the field a relocation of type `r_type` patches (x86-64).
 fn reloc_size(r_type: u32) -> Option<u64> {
     match r_type {
@@ -720,7 +762,7 @@ fn reloc_is_mappable(r_type: u32) -> bool {
 }
 
 impl<'d> Ctx<'d> {
-    fn new(file: &ElfFile64<'d, Endianness>, maps: &'d BTreeMap<usize, OffsetMap>) -> Result<Self> {
+    fn new(file: &ElfFile64<'d, Endianness>) -> Result<Self> {
         let file_err = |m: String| DwarfError::new("<file>", 0, m);
         let mut syms = Vec::new();
         for s in file.symbols() {
@@ -827,19 +869,10 @@ impl<'d> Ctx<'d> {
                 },
             );
         }
-        let mut map_by_index = Vec::new();
-        for (&i, m) in maps {
-            if i < chains.len() {
-                if map_by_index.len() <= i {
-                    map_by_index.resize(i + 1, None);
-                }
-                map_by_index[i] = Some(m);
-            }
-        }
         Ok(Ctx {
             chains,
             targeted: std::sync::OnceLock::new(),
-            map_by_index,
+            map_by_index: Vec::new(),
             syms,
             names,
             inputs,
@@ -937,6 +970,7 @@ impl<'d> Ctx<'d> {
         inp: &Input<'_>,
         rel: &NewReloc,
         debug_maps: &[Option<&OffsetMap>],
+        hints: &mut [usize],
     ) -> Result<i64> {
         let orig = Rel {
             offset: rel.offset,
@@ -970,12 +1004,15 @@ impl<'d> Ctx<'d> {
                 ),
             ));
         }
-        map.map_addend(sym.value, rel.addend, 0).ok_or_else(|| {
-            inp.err(
-                rel.offset,
-                format!("mapped addend into {} overflows", target()),
-            )
-        })
+        let mut no_hint = usize::MAX;
+        let hint = hints.get_mut(sec).unwrap_or(&mut no_hint);
+        map.map_addend_near(sym.value, rel.addend, 0, hint)
+            .ok_or_else(|| {
+                inp.err(
+                    rel.offset,
+                    format!("mapped addend into {} overflows", target()),
+                )
+            })
     }
 
     /// Whether relocations in other sections point into section `index`.
@@ -1016,6 +1053,10 @@ impl<'d> Ctx<'d> {
 
 /// Output of a rebuilt section: bytes, carried relocations, and the original → new positions
 /// of record boundaries (for the section's own offset map).
+///
+/// Copies of adjacent original ranges are gathered and carried out together (one pass over
+/// their relocations, one copy of their bytes) when something else is appended, or when the
+/// bytes or relocations are looked at (`flush`).
 struct Out {
     data: Vec<u8>,
     relocs: Vec<NewReloc>,
@@ -1027,6 +1068,10 @@ struct Out {
     consumed: Vec<bool>,
     /// Index of the first input relocation after the last copy (a search hint).
     hint: usize,
+    /// Original bytes `[a, b)` still to be copied, and the starts of the copies gathered in
+    /// them after the first (a relocation may not cross one).
+    pending: Option<(usize, usize)>,
+    cuts: Vec<usize>,
 }
 
 impl Out {
@@ -1038,6 +1083,8 @@ impl Out {
             first: 0,
             consumed: vec![false; inp.relocs.len()],
             hint: 0,
+            pending: None,
+            cuts: Vec::new(),
         }
     }
 
@@ -1051,11 +1098,18 @@ impl Out {
             first: r.start,
             consumed: vec![false; r.len()],
             hint: r.start,
+            pending: None,
+            cuts: Vec::new(),
         }
     }
 
+    /// Length of the output so far.
+    fn len(&self) -> usize {
+        self.data.len() + self.pending.map_or(0, |(a, b)| b - a)
+    }
+
     fn pos(&self) -> u64 {
-        self.data.len() as u64
+        self.len() as u64
     }
 
     /// Records that original offset `orig` (a record boundary) is at the current position.
@@ -1066,13 +1120,37 @@ impl Out {
 
     /// Copies original bytes `[a, b)` with the relocations inside them.
     fn copy(&mut self, inp: &Input<'_>, a: usize, b: usize) -> Result<()> {
+        if a > b || b > inp.data.len() {
+            return Err(inp.err(a as u64, "copy range out of bounds"));
+        }
+        match self.pending {
+            Some((pa, pb)) if pb == a => {
+                self.pending = Some((pa, b));
+                self.cuts.push(a);
+                Ok(())
+            }
+            _ => {
+                self.flush(inp)?;
+                self.pending = Some((a, b));
+                Ok(())
+            }
+        }
+    }
+
+    /// Carries out the gathered copies.
+    fn flush(&mut self, inp: &Input<'_>) -> Result<()> {
+        let Some((a, b)) = self.pending.take() else {
+            return Ok(());
+        };
+        let cuts = std::mem::take(&mut self.cuts);
         let bytes = inp
             .data
             .get(a..b)
             .ok_or_else(|| inp.err(a as u64, "copy range out of bounds"))?;
-        let delta = self.pos() as i128 - a as i128;
+        let delta = self.data.len() as i128 - a as i128;
         let lo = inp.first_at_or_after(a as u64, self.hint);
         let mut i = lo;
+        let mut cut = 0;
         while let Some(r) = inp.relocs.get(i).filter(|r| r.offset < b as u64) {
             i += 1;
             let size = reloc_size(r.r_type).ok_or_else(|| {
@@ -1081,7 +1159,12 @@ impl Out {
                     format!("unsupported relocation type {}", r.r_type),
                 )
             })?;
-            if r.offset + size > b as u64 {
+            // The end of the copy this relocation is in.
+            while cuts.get(cut).is_some_and(|&c| c as u64 <= r.offset) {
+                cut += 1;
+            }
+            let end = cuts.get(cut).map_or(b, |&c| c) as u64;
+            if r.offset + size > end {
                 return Err(inp.err(r.offset, "relocation straddles a field boundary"));
             }
             let seen = i
@@ -1102,25 +1185,32 @@ impl Out {
         }
         self.hint = i;
         self.data.extend_from_slice(bytes);
+        self.cuts = cuts;
+        self.cuts.clear();
         Ok(())
     }
 
     /// Appends bytes that replace original bytes `[a, b)`, which must hold no relocation.
     fn replace(&mut self, inp: &Input<'_>, a: usize, b: usize, bytes: &[u8]) -> Result<()> {
+        self.flush(inp)?;
         inp.no_reloc_in(a as u64, b as u64, "a rewritten field")?;
         self.data.extend_from_slice(bytes);
         Ok(())
     }
 
     /// Overwrites `bytes.len()` bytes at new offset `at` (a length field written late).
-    fn patch(&mut self, at: usize, bytes: &[u8]) {
+    fn patch(&mut self, inp: &Input<'_>, at: usize, bytes: &[u8]) -> Result<()> {
+        self.flush(inp)?;
         if let Some(dst) = self.data.get_mut(at..at + bytes.len()) {
             dst.copy_from_slice(bytes);
         }
+        Ok(())
     }
 
     /// Appends another output built from the same input (relocations and sync points shift).
-    fn append(&mut self, other: Out) {
+    fn append(&mut self, inp: &Input<'_>, mut other: Out) -> Result<()> {
+        self.flush(inp)?;
+        other.flush(inp)?;
         let base = self.pos();
         self.data.extend_from_slice(&other.data);
         self.relocs.extend(other.relocs.into_iter().map(|mut r| {
@@ -1133,6 +1223,7 @@ impl Out {
         for (c, o) in self.consumed.iter_mut().skip(at).zip(other.consumed) {
             *c |= o;
         }
+        Ok(())
     }
 
     /// Checks that every input relocation was accounted for and derives the section's own
@@ -1145,6 +1236,7 @@ impl Out {
         may_shrink: bool,
         targeted: impl Fn() -> bool,
     ) -> Result<Rebuilt> {
+        self.flush(inp)?;
         if let Some(i) = self.consumed.iter().position(|c| !c) {
             return Err(inp.err(
                 inp.relocs.offset(self.first + i),
@@ -1247,6 +1339,52 @@ fn unchanged_as_none(inp: &Input<'_>, r: Rebuilt) -> Option<Change> {
 mod tests {
     use super::*;
     use object::read::elf::SectionHeader as _;
+
+    /// Gathered copies carry relocations as separate copies would: at their new offsets, and
+    /// a relocation across the boundary of two copied ranges is still refused.
+    #[test]
+    fn gathered_copies_keep_relocations_and_boundaries() {
+        let data: Vec<u8> = (0u8..16).collect();
+        let inp = Input {
+            index: 3,
+            name: ".debug_x".into(),
+            data: &data,
+            relocs: Rels::Sorted(vec![Rel {
+                offset: 6,
+                symbol: 1,
+                r_type: 10, // R_X86_64_32: 4 bytes
+                addend: 0,
+            }]),
+            file_order: false,
+        };
+        // [0, 4) [4, 12) [12, 16) after two inserted bytes.
+        let mut out = Out::new(&inp);
+        out.replace(&inp, 0, 0, &[0xaa, 0xbb]).unwrap();
+        out.copy(&inp, 0, 4).unwrap();
+        out.copy(&inp, 4, 12).unwrap();
+        assert_eq!(out.len(), 14);
+        out.copy(&inp, 12, 16).unwrap();
+        let r = out.finish(&inp, false, || false).unwrap();
+        assert_eq!(&r.data[..2], &[0xaa, 0xbb]);
+        assert_eq!(&r.data[2..], &data[..]);
+        assert_eq!(r.relocs.len(), 1);
+        assert_eq!(r.relocs[0].offset, 8);
+
+        // [0, 8) [8, 16): the relocation at 6..10 crosses the boundary at 8.
+        let mut out = Out::new(&inp);
+        out.copy(&inp, 0, 8).unwrap();
+        out.copy(&inp, 8, 16).unwrap();
+        let e = out.finish(&inp, false, || false).err().unwrap();
+        assert!(e.message.contains("straddles"), "{e}");
+        assert_eq!(e.offset, 6);
+
+        // Copied twice.
+        let mut out = Out::new(&inp);
+        out.copy(&inp, 4, 12).unwrap();
+        out.replace(&inp, 12, 12, &[]).unwrap();
+        out.copy(&inp, 4, 12).unwrap();
+        assert!(out.flush(&inp).is_err());
+    }
 
     /// Relocations read in place (sorted, as gcc writes them) and relocations that must be
     /// sorted first (the same ones, reversed) give the same rewrite.

@@ -129,6 +129,29 @@ impl OffsetMap {
         new_target.checked_sub(new_sym)?.checked_sub(bias)
     }
 
+    /// [`Self::map_addend`] for targets looked up mostly in increasing order ([`Self::map_near`]).
+    pub fn map_addend_near(
+        &self,
+        sym_value: u64,
+        addend: i64,
+        bias: i64,
+        hint: &mut usize,
+    ) -> Option<i64> {
+        let target = i64::try_from(sym_value)
+            .ok()?
+            .checked_add(addend)?
+            .checked_add(bias)?;
+        let new_target = match u64::try_from(target) {
+            Ok(u) => {
+                let d = self.map_near(u, hint) - u;
+                target.saturating_add(i64::try_from(d).unwrap_or(i64::MAX))
+            }
+            Err(_) => target,
+        };
+        let new_sym = i64::try_from(self.map(sym_value)).ok()?;
+        new_target.checked_sub(new_sym)?.checked_sub(bias)
+    }
+
     /// Total bytes inserted.
     pub fn total(&self) -> u64 {
         self.points.last().map_or(0, |&(_, t)| t)
@@ -178,6 +201,10 @@ mod tests {
         }
         for x in [0, 5, 10, 11, 500, 995, 990, 1500, 2, 320] {
             assert_eq!(many.map_near(x, &mut hint), many.map(x), "{x}");
+        }
+        for (v, a, b) in [(0, 9, 0), (0, 6, 4), (9, 1, 0), (3, -7, 0), (0, 1 << 40, 0)] {
+            let mut hint = 5;
+            assert_eq!(m.map_addend_near(v, a, b, &mut hint), m.map_addend(v, a, b));
         }
         assert_eq!(m.map_signed(-4), -4);
         assert_eq!(m.map_signed(12), 25);

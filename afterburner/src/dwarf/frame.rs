@@ -361,7 +361,7 @@ impl Fde<'_, '_> {
         let (ctx, inp, cie) = (self.ctx, self.inp, self.cie);
         let start = self.start;
         let body = start + 4;
-        let new_start = out.data.len();
+        let new_start = out.len();
         out.replace(inp, start, body, &[0; 4])?;
         // CIE pointer.
         if self.is_eh {
@@ -379,6 +379,7 @@ impl Fde<'_, '_> {
                 .map(|(c, v)| c - v)
                 .ok_or_else(|| inp.err(body as u64, "CIE pointer out of range"))?;
             out.copy(inp, body, body + 4)?;
+            out.flush(inp)?;
             if let Some(r) = out.relocs.last_mut() {
                 r.addend = addend;
             }
@@ -488,12 +489,13 @@ impl Fde<'_, '_> {
         let pad_from = insns.get(body_end).map_or(self.end, |i| i.a);
         out.replace(inp, pad_from, self.end, &[])?;
         let align = self.align;
+        out.flush(inp)?;
         let new_end = out.data.len().div_ceil(align) * align;
         out.data.resize(new_end, 0);
         let total = new_end - new_start;
         let len = u32::try_from(total - 4)
             .map_err(|_| inp.err(start as u64, "record length overflows"))?;
-        out.patch(new_start, &len.to_le_bytes());
+        out.patch(inp, new_start, &len.to_le_bytes())?;
         Ok(())
     }
 }

@@ -119,6 +119,34 @@ impl Marks<'_> {
     }
 }
 
+/// A constant-class `DW_AT_high_pc` (length from `low_pc`) or `DW_AT_entry_pc` (offset from
+/// `low_pc`), patched by [`resolve`] when the code maps are known.
+#[derive(Clone, Copy, Debug)]
+struct PcConst {
+    /// The `.debug_info` section and the offset of the attribute.
+    sec: usize,
+    at: u64,
+    /// `DW_AT_high_pc` (else `DW_AT_entry_pc`).
+    high: bool,
+    form: dw::DwForm,
+    /// Its value (`None`: negative).
+    value: Option<u64>,
+    /// The DIE's `DW_AT_low_pc`.
+    low: Option<Addr>,
+    die_at: u64,
+    unit_off: u64,
+    /// Walk order (as [`Reference::order`]).
+    order: (u32, u32),
+}
+
+/// What [`collect`] found in `.debug_info` before the code maps are known.
+pub(super) struct Collected {
+    facts: Facts,
+    consts: Vec<PcConst>,
+    /// The first error of a walk in unit order, with its walk order.
+    error: Option<((u32, u32), DwarfError)>,
+}
+
 /// A reference from `.debug_info` to a list (or view list) of another section.
 #[derive(Clone, Copy, Debug)]
 struct Reference<T> {
@@ -140,10 +168,8 @@ struct Found {
     lists: Vec<Reference<ListCtx>>,
     /// References to view lists (with the offset of the location list they end at).
     views: Vec<Reference<u64>>,
-    /// In-place patches: (`.debug_info` section, offset, bytes).
-    patches: Vec<(usize, u64, Vec<u8>)>,
-    /// Grown values: (`.debug_info` section, offset, new value, unit offset).
-    grow: Vec<(usize, u64, u64, u64)>,
+    /// Constant pc attributes, to be patched once the code maps are known.
+    consts: Vec<PcConst>,
     /// The stretch (its place among the stretches).
     stretch: u32,
     /// Order of the next list or view reference in the stretch.
@@ -206,7 +232,7 @@ const STRETCH: u64 = 1 << 20;
 /// they found in unit order, so the facts and the first error reported are those of walking
 /// the units one after the other (a list referenced with two different contexts fails at the
 /// second reference, unless an error came earlier).
-pub(super) fn collect(ctx: &Ctx<'_>) -> Result<Facts> {
+pub(super) fn collect(ctx: &Ctx<'_>) -> Collected {
     use rayon::prelude::*;
     // The units (offsets) of every .debug_info section, cut into stretches.
     let mut stretches: Vec<(&Input<'_>, Vec<u64>)> = Vec::new();
@@ -262,45 +288,42 @@ pub(super) fn collect(ctx: &Ctx<'_>) -> Result<Facts> {
     let mut error = None;
     let mut all = Vec::with_capacity(walked.len());
     for (found, e) in walked {
+        let at = (found.stretch, found.next);
         all.push(found);
-        if e.is_some() {
-            error = e;
+        if let Some(e) = e {
+            error = Some((at, e));
             break;
         }
     }
-    merge(all, error.or(header_error), |sec| {
+    let error = error.or(header_error.map(|e| ((u32::MAX, u32::MAX), e)));
+    merge(all, error, |sec| {
         ctx.inputs
             .get(&sec)
             .map_or(".debug_info", |i| i.name.as_str())
     })
 }
 
-/// The facts from the stretches' findings (in unit order), or the first error a sequential
+/// The facts from the stretches' findings (in unit order), and the first error a sequential
 /// walk would have met: the earliest reference that disagrees with an earlier one to the same
-/// list, else `error` (which ended the walk after everything in `all`).
+/// list, or `error` (which ended the walk after everything in `all`).
 fn merge<'n>(
     all: Vec<Found>,
-    error: Option<DwarfError>,
+    error: Option<((u32, u32), DwarfError)>,
     name: impl Fn(usize) -> &'n str,
-) -> Result<Facts> {
+) -> Collected {
     let mut facts = Facts::default();
     let mut lists = Vec::with_capacity(all.iter().map(|f| f.lists.len()).sum());
     let mut views = Vec::with_capacity(all.iter().map(|f| f.views.len()).sum());
+    let mut consts = Vec::new();
     for mut found in all {
         lists.append(&mut found.lists);
         views.append(&mut found.views);
-        for (sec, at, bytes) in found.patches {
-            facts.patches.entry(sec).or_default().push((at, bytes));
-        }
-        for (sec, at, new, unit) in found.grow {
-            facts.grow.entry(sec).or_default().insert(at, new);
-            facts.relayout.entry(sec).or_default().insert(unit);
-        }
+        consts.append(&mut found.consts);
     }
-    let mut conflict: Option<((u32, u32), DwarfError)> = None;
+    let mut first = error;
     let mut note = |order: (u32, u32), e: DwarfError| {
-        if conflict.as_ref().is_none_or(|c| order < c.0) {
-            conflict = Some((order, e));
+        if first.as_ref().is_none_or(|c| order < c.0) {
+            first = Some((order, e));
         }
     };
     facts.lists = dedup(lists, |r| {
@@ -320,9 +343,36 @@ fn merge<'n>(
             DwarfError::new(name(r.sec), r.at, "view list shared by two location lists"),
         );
     });
-    match (conflict, error) {
-        (Some((_, e)), _) | (None, Some(e)) => Err(e),
-        (None, None) => Ok(facts),
+    Collected {
+        facts,
+        consts,
+        error: first,
+    }
+}
+
+/// The facts, with the constant pc attributes patched through the code maps (now in `ctx`),
+/// or the first error of a sequential walk (a constant that cannot be patched counts at its
+/// place in the walk).
+pub(super) fn resolve(ctx: &Ctx<'_>, collected: Collected) -> Result<Facts> {
+    let Collected {
+        mut facts,
+        consts,
+        error,
+    } = collected;
+    let limit = error.as_ref().map(|e| e.0);
+    for c in &consts {
+        if limit.is_some_and(|l| c.order >= l) {
+            break;
+        }
+        let inp = ctx
+            .inputs
+            .get(&c.sec)
+            .ok_or_else(|| DwarfError::new(".debug_info", c.at, "internal: section"))?;
+        patch_const(ctx, inp, c, &mut facts)?;
+    }
+    match error {
+        Some((_, e)) => Err(e),
+        None => Ok(facts),
     }
 }
 
@@ -404,10 +454,10 @@ pub(super) fn patch(ctx: &Ctx<'_>, inp: &Input<'_>, facts: &Facts) -> Result<Opt
                 .collect();
             relayout_unit(ctx, inp, &header, start, grow, &unit_patches, &mut out)?;
         } else {
-            let new_start = out.data.len();
+            let new_start = out.len();
             out.copy(inp, s, e)?;
             for (at, bytes) in patches.iter().filter(|(at, _)| (start..end).contains(at)) {
-                out.patch(new_start + (*at - start) as usize, bytes);
+                out.patch(inp, new_start + (*at - start) as usize, bytes)?;
             }
         }
     }
@@ -569,14 +619,14 @@ fn relayout_unit(
         }
         if !changed {
             // Emit.
-            let new_start = out.data.len();
+            let new_start = out.len();
             out.copy(inp, start as usize, root as usize)?;
             let mut placed = Vec::with_capacity(pieces.len());
             for (k, &(a, b, piece)) in pieces.iter().enumerate() {
                 if new_off.contains_key(&a) {
                     out.sync(a);
                 }
-                placed.push(out.data.len());
+                placed.push(out.len());
                 let w = width[k] as usize;
                 let (au, bu) = (a as usize, b as usize);
                 match piece {
@@ -605,19 +655,19 @@ fn relayout_unit(
                 let k = pieces.partition_point(|&(a, _, _)| a <= *at);
                 match k.checked_sub(1).map(|k| (k, pieces[k])) {
                     Some((k, (a, b, Piece::Copy))) if *at + bytes.len() as u64 <= b => {
-                        out.patch(placed[k] + (*at - a) as usize, bytes);
+                        out.patch(inp, placed[k] + (*at - a) as usize, bytes)?;
                     }
                     _ => return Err(inp.err(*at, "internal: patch outside a copied piece")),
                 }
             }
-            let len = (out.data.len() - new_start) as u64 - ils;
+            let len = (out.len() - new_start) as u64 - ils;
             let (at, size) = if ils == 12 {
                 (new_start + 4, 8)
             } else {
                 (new_start, 4)
             };
             let b = uint_bytes(len, size).ok_or_else(|| inp.err(start, "unit length overflows"))?;
-            out.patch(at, &b);
+            out.patch(inp, at, &b)?;
             return Ok(());
         }
     }
@@ -1265,7 +1315,18 @@ impl Die<'_, '_> {
             }
         }
         for (at, attr) in consts {
-            self.patch_const(facts, at, attr, low)?;
+            facts.consts.push(PcConst {
+                sec: inp.index,
+                at,
+                high: attr.name() == dw::DW_AT_high_pc,
+                form: attr.form(),
+                value: attr.udata_value(),
+                low,
+                die_at: self.die_at,
+                unit_off: self.unit_off,
+                order: (facts.stretch, facts.next),
+            });
+            facts.next += 1;
         }
         Ok(())
     }
@@ -1319,108 +1380,109 @@ impl Die<'_, '_> {
         facts.next += 1;
         Ok(())
     }
+}
 
-    /// A constant-class `DW_AT_high_pc` (length from `low_pc`) or `DW_AT_entry_pc` (offset from
-    /// `low_pc`): new value `map(low + v) - map(low)`, patched in the same form and width.
-    fn patch_const(
-        &self,
-        facts: &mut Found,
-        at: u64,
-        attr: &gimli::Attribute<Reader<'_>>,
-        low: Option<Addr>,
-    ) -> Result<()> {
-        let inp = self.inp;
-        let name = if attr.name() == dw::DW_AT_high_pc {
-            "DW_AT_high_pc"
-        } else {
-            "DW_AT_entry_pc"
-        };
-        let v = attr
-            .udata_value()
-            .ok_or_else(|| inp.err(at, format!("{name}: negative constant")))?;
-        let Some(low) = low else {
-            if v == 0 {
-                return Ok(());
-            }
-            return Err(inp.err(
-                at,
-                format!(
-                    "{name} as a constant in a DIE without DW_AT_low_pc (DIE at {:#x})",
-                    self.die_at
-                ),
-            ));
-        };
-        let new = self.ctx.map_delta(inp, at, low, v)?;
-        if new == v {
+/// A constant-class `DW_AT_high_pc` (length from `low_pc`) or `DW_AT_entry_pc` (offset from
+/// `low_pc`): new value `map(low + v) - map(low)`, patched in the same form and width.
+fn patch_const(ctx: &Ctx<'_>, inp: &Input<'_>, pc: &PcConst, facts: &mut Facts) -> Result<()> {
+    let at = pc.at;
+    let name = if pc.high {
+        "DW_AT_high_pc"
+    } else {
+        "DW_AT_entry_pc"
+    };
+    let v = pc
+        .value
+        .ok_or_else(|| inp.err(at, format!("{name}: negative constant")))?;
+    let Some(low) = pc.low else {
+        if v == 0 {
             return Ok(());
         }
-        let pos = usize::try_from(at).map_err(|_| inp.err(at, "offset out of range"))?;
-        let form = attr.form();
-        let bytes = match form {
-            dw::DW_FORM_data1 | dw::DW_FORM_data2 | dw::DW_FORM_data4 | dw::DW_FORM_data8 => {
-                let size = match form {
-                    dw::DW_FORM_data1 => 1,
-                    dw::DW_FORM_data2 => 2,
-                    dw::DW_FORM_data4 => 4,
-                    _ => 8,
-                };
-                let old = inp
-                    .data
-                    .get(pos..pos + size)
-                    .and_then(read_uint)
-                    .ok_or_else(|| inp.err(at, "truncated attribute"))?;
-                if old != v {
-                    return Err(inp.err(at, format!("{name}: value does not match its bytes")));
-                }
-                uint_bytes(new, size).ok_or_else(|| {
-                    inp.err(
-                        at,
-                        format!("{name}: new value {new:#x} does not fit {size} bytes"),
-                    )
-                })?
-            }
-            dw::DW_FORM_udata | dw::DW_FORM_sdata => {
-                let mut c = Cursor::at(inp.data, pos, &inp.name);
-                if form == dw::DW_FORM_udata {
-                    c.uleb()?;
-                } else {
-                    c.sleb()?;
-                }
-                let len = c.pos() - pos;
-                let mut b = Vec::new();
-                if form == dw::DW_FORM_udata {
-                    push_uleb(&mut b, new, len);
-                } else {
-                    let s = i64::try_from(new)
-                        .map_err(|_| inp.err(at, format!("{name}: value overflows")))?;
-                    push_sleb(&mut b, s, len);
-                }
-                if b.len() != len {
-                    if form != dw::DW_FORM_udata {
-                        return Err(inp.err(
-                            at,
-                            format!(
-                                "{name}: new value {new:#x} does not fit the {len}-byte SLEB128"
-                            ),
-                        ));
-                    }
-                    // GNU as writes DW_FORM_udata lengths: the unit is laid out anew.
-                    facts.grow.push((inp.index, at, new, self.unit_off));
-                    return Ok(());
-                }
-                b
-            }
-            _ => {
-                return Err(inp.err(
-                    at,
-                    format!("{name} in form {form} cannot be patched (shared by the abbreviation)"),
-                ))
-            }
-        };
-        inp.no_reloc_in(at, at + bytes.len() as u64, name)?;
-        facts.patches.push((inp.index, at, bytes));
-        Ok(())
+        return Err(inp.err(
+            at,
+            format!(
+                "{name} as a constant in a DIE without DW_AT_low_pc (DIE at {:#x})",
+                pc.die_at
+            ),
+        ));
+    };
+    let new = ctx.map_delta(inp, at, low, v)?;
+    if new == v {
+        return Ok(());
     }
+    let pos = usize::try_from(at).map_err(|_| inp.err(at, "offset out of range"))?;
+    let form = pc.form;
+    let bytes = match form {
+        dw::DW_FORM_data1 | dw::DW_FORM_data2 | dw::DW_FORM_data4 | dw::DW_FORM_data8 => {
+            let size = match form {
+                dw::DW_FORM_data1 => 1,
+                dw::DW_FORM_data2 => 2,
+                dw::DW_FORM_data4 => 4,
+                _ => 8,
+            };
+            let old = inp
+                .data
+                .get(pos..pos + size)
+                .and_then(read_uint)
+                .ok_or_else(|| inp.err(at, "truncated attribute"))?;
+            if old != v {
+                return Err(inp.err(at, format!("{name}: value does not match its bytes")));
+            }
+            uint_bytes(new, size).ok_or_else(|| {
+                inp.err(
+                    at,
+                    format!("{name}: new value {new:#x} does not fit {size} bytes"),
+                )
+            })?
+        }
+        dw::DW_FORM_udata | dw::DW_FORM_sdata => {
+            let mut c = Cursor::at(inp.data, pos, &inp.name);
+            if form == dw::DW_FORM_udata {
+                c.uleb()?;
+            } else {
+                c.sleb()?;
+            }
+            let len = c.pos() - pos;
+            let mut b = Vec::new();
+            if form == dw::DW_FORM_udata {
+                push_uleb(&mut b, new, len);
+            } else {
+                let s = i64::try_from(new)
+                    .map_err(|_| inp.err(at, format!("{name}: value overflows")))?;
+                push_sleb(&mut b, s, len);
+            }
+            if b.len() != len {
+                if form != dw::DW_FORM_udata {
+                    return Err(inp.err(
+                        at,
+                        format!("{name}: new value {new:#x} does not fit the {len}-byte SLEB128"),
+                    ));
+                }
+                // GNU as writes DW_FORM_udata lengths: the unit is laid out anew.
+                facts.grow.entry(inp.index).or_default().insert(at, new);
+                facts
+                    .relayout
+                    .entry(inp.index)
+                    .or_default()
+                    .insert(pc.unit_off);
+                return Ok(());
+            }
+            b
+        }
+        _ => {
+            return Err(inp.err(
+                at,
+                format!("{name} in form {form} cannot be patched (shared by the abbreviation)"),
+            ))
+        }
+    };
+    inp.no_reloc_in(at, at + bytes.len() as u64, name)?;
+    facts
+        .patches
+        .entry(inp.index)
+        .or_default()
+        .push((at, bytes));
+    Ok(())
 }
 
 fn is_constant(form: dw::DwForm) -> bool {
@@ -1498,12 +1560,21 @@ mod tests {
         ".debug_info"
     }
 
+    /// [`merge`], with a walk error that came after everything in `all`.
+    fn merged(all: Vec<Found>, error: Option<DwarfError>) -> Result<Facts> {
+        let c = merge(all, error.map(|e| ((u32::MAX, u32::MAX), e)), name);
+        match c.error {
+            Some((_, e)) => Err(e),
+            None => Ok(c.facts),
+        }
+    }
+
     /// Stretches walked in parallel merge into what one walk in unit order finds, and fail
     /// where it would have failed.
     #[test]
     fn merged_stretches_fail_where_a_sequential_walk_would() {
         // Agreeing references, in two stretches: one entry per list, lookups work.
-        let facts = merge(
+        let facts = merged(
             vec![
                 found(
                     0,
@@ -1517,7 +1588,6 @@ mod tests {
                 ),
             ],
             None,
-            name,
         )
         .unwrap();
         assert_eq!(facts.list(7, 0x40), Some(lc(0)));
@@ -1531,7 +1601,7 @@ mod tests {
         assert_eq!(marks.list(0x10), Some(lc(5)), "going back still finds it");
 
         // The second stretch disagrees: the error names its reference.
-        let e = merge(
+        let e = merged(
             vec![
                 found(0, vec![list(0x40, 0, 0x10, 0)], vec![]),
                 found(
@@ -1541,7 +1611,6 @@ mod tests {
                 ),
             ],
             None,
-            name,
         )
         .err()
         .unwrap();
@@ -1549,7 +1618,7 @@ mod tests {
         assert!(e.message.contains("list at 0x40"), "{e}");
 
         // Of two disagreements the earlier in walk order wins, whatever their kind.
-        let e = merge(
+        let e = merged(
             vec![
                 found(
                     0,
@@ -1563,7 +1632,6 @@ mod tests {
                 ),
             ],
             None,
-            name,
         )
         .err()
         .unwrap();
@@ -1573,22 +1641,20 @@ mod tests {
         // A walk error comes after everything the walk found: a disagreement found before
         // it is reported first, else the walk error.
         let walk_error = DwarfError::new(".debug_info", 0x200, "bad DIE");
-        let e = merge(
+        let e = merged(
             vec![found(
                 0,
                 vec![list(0x40, 0, 0x10, 0), list(0x40, 1, 0x18, 1)],
                 vec![],
             )],
             Some(walk_error.clone()),
-            name,
         )
         .err()
         .unwrap();
         assert_eq!(e.offset, 0x18);
-        let e = merge(
+        let e = merged(
             vec![found(0, vec![list(0x40, 0, 0x10, 0)], vec![])],
             Some(walk_error.clone()),
-            name,
         )
         .err()
         .unwrap();

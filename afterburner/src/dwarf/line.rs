@@ -35,7 +35,7 @@ pub(super) fn rewrite(ctx: &Ctx<'_>, inp: &Input<'_>) -> Result<Option<Change>> 
     while pos < inp.data.len() {
         let (unit, end) = unit(ctx, inp, pos)?;
         out.sync(pos as u64);
-        out.append(unit);
+        out.append(inp, unit)?;
         pos = end;
     }
     Ok(unchanged_as_none(inp, out.finish(inp, false, || false)?))
@@ -162,6 +162,7 @@ fn unit<'d>(ctx: &Ctx<'d>, inp: &Input<'d>, start: usize) -> Result<(Out, usize)
 
     // Unit length; pad when the program got shorter.
     let mut out = p.out;
+    out.flush(inp)?;
     let orig_size = end - start;
     if out.data.len() < orig_size {
         let k = orig_size - out.data.len();
@@ -189,7 +190,7 @@ fn unit<'d>(ctx: &Ctx<'d>, inp: &Input<'d>, start: usize) -> Result<(Out, usize)
             .to_le_bytes()
             .to_vec()
     };
-    out.patch(if osz == 8 { 4 } else { 0 }, &bytes);
+    out.patch(inp, if osz == 8 { 4 } else { 0 }, &bytes)?;
     Ok((out, end))
 }
 
@@ -307,7 +308,7 @@ impl Program<'_, '_> {
             self.inp
                 .err(a as u64, "line rows go backwards after mapping")
         })?;
-        let end_len_at = |out: &Out| out.data.len() + 1;
+        let end_len_at = |out: &Out| out.len() + 1;
         if new_adv == orig_adv {
             self.flush_all()?;
             if matches!(op, RowOp::EndSequence) {

@@ -103,9 +103,9 @@ fn contribution(
         .ok_or_else(|| c.err_at(table, "offsets table runs past the unit"))?;
 
     out.sync(start as u64);
-    let new_start = out.data.len();
+    let new_start = out.len();
     out.copy(inp, start, table)?;
-    let new_table = out.data.len();
+    let new_table = out.len();
     out.replace(inp, table, entries, &vec![0; entries - table])?;
     let mut old_offsets = Vec::new();
     let mut tc = Cursor::at(data, table, &inp.name);
@@ -206,7 +206,7 @@ fn contribution(
     }
 
     // Offsets table and unit length.
-    let new_end = out.data.len();
+    let new_end = out.len();
     for (i, &o) in old_offsets.iter().enumerate() {
         let at = table + i * usize::from(osz);
         let target = usize::try_from(o)
@@ -222,7 +222,7 @@ fn contribution(
         let new = target - new_table as u64;
         let b = uint_bytes(new, usize::from(osz))
             .ok_or_else(|| inp.err(at as u64, "offsets table entry overflows"))?;
-        out.patch(new_table + i * usize::from(osz), &b);
+        out.patch(inp, new_table + i * usize::from(osz), &b)?;
     }
     let new_len = (new_end - (new_start + after_len - start)) as u64;
     let (len_at, len_size) = if osz == 8 {
@@ -232,7 +232,7 @@ fn contribution(
     };
     let b = uint_bytes(new_len, len_size)
         .ok_or_else(|| inp.err(start as u64, "unit length overflows"))?;
-    out.patch(len_at, &b);
+    out.patch(inp, len_at, &b)?;
     Ok(end)
 }
 
