@@ -12,13 +12,16 @@
 //!    `.altinstructions` rule (`replacementlen <= instrlen`, both fit a byte) may ask for NOPs
 //!    at the end of original regions, or for sites to stay unpadded: re-plan until it holds.
 //! 5. **Encode** the new code bytes ([`crate::encode::encode_section`]).
-//! 6. **DWARF/CFI** ([`crate::dwarf::rewrite`]) with the final maps.
+//! 6. **DWARF/CFI** with the final maps ([`crate::dwarf::rewrite_prepared`]); the part that
+//!    needs no map ([`crate::dwarf::prepare`]: the debug relocations read, `.debug_info`
+//!    walked) runs beside steps 2–4.
 //! 7. **Map** relocation offsets and addends ([`OffsetMap::map_addend`]), symbol values and
 //!    sizes, `.altinstructions` lengths.
 //! 8. **Annotate**: `.afterburn` (one header + one record per site) and `.rela.afterburn`
 //!    (one `R_X86_64_PC32` per record against the site's section symbol, addend = the new site
 //!    offset, so that the record's `site` field resolves to the site address).
-//! 9. **Write** through [`crate::elf::write`].
+//! 9. **Write** through [`crate::elf::write`] (a temporary file, synced while it is
+//!    written and once more before it is renamed over the output).
 
 use crate::decode::{Fixup, FixupKind};
 use crate::dwarf;

@@ -48,6 +48,19 @@
 //! `.debug_info` never shrink (shorter encodings are padded with LEB128 continuation bytes),
 //! CFI sections may lose a few `DW_CFA_nop` bytes (only when nothing else points into them).
 //!
+//! In-place patches (constant `DW_AT_high_pc`, `.debug_aranges` lengths, DWARF 4 lists) come
+//! back from [`rewrite_prepared`] as the changed bytes and the relocations whose addends
+//! change, not as copies of the section ([`NewData`], [`NewRelocs`]); [`rewrite`] gives
+//! complete sections.
+//!
+//! # Speed
+//!
+//! Relocations are read in place when they are sorted; `.debug_info` is walked in parallel
+//! stretches of units (their findings merged in unit order, so facts and errors are those of
+//! one walk), DIEs with nothing to look at are stepped over in the section bytes, and of the
+//! others only the attributes that matter are read; sections are rebuilt in parallel. The walk
+//! needs no offset map, so the burn engine runs it ([`prepare`]) while it plans the code.
+//!
 //! # Refusals
 //!
 //! Anything the module cannot rewrite with certainty is a [`DwarfError`] naming the section and

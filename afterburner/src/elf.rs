@@ -4,7 +4,7 @@
 //! sections, symbols and `RELA` relocations into plain tables indexed by their ELF indices.
 //! Every access is checked: malformed input is an [`Error`], never a panic.
 //!
-//! Writing ([`write`], [`write_to_file`]; the `writer` module) applies the [`Edits`] (new
+//! Writing ([`write()`], [`write_to_file`]; the `writer` module) applies the [`Edits`] (new
 //! section contents, relocation lists and changes, symbol values, new sections) and streams the
 //! new file, laid out by the rules of `object`'s ELF builder, straight from the input bytes.
 //! (In tests the builder itself, with `SHT_GROUP` sections hidden from it as opaque data and
