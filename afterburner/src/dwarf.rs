@@ -556,7 +556,7 @@ impl Rels<'_> {
     }
 }
 
-/// A 24-byte `Elf64_Rela`.
+/// A 24-byte `Elf64_Rela` (or a 16-byte `Elf64_Rel`, whose missing addend reads as 0).
 fn rela(e: &[u8]) -> Rel {
     let word = |i: usize| {
         let mut b = [0u8; 8];
@@ -689,21 +689,8 @@ impl<'d> RawRelocs<'d> {
     }
 
     fn iter(&self) -> impl Iterator<Item = Rel> + 'd {
-        let rel = self.rel;
-        self.data.chunks_exact(self.entry_size()).map(move |e| {
-            let word = |i: usize| {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&e[i * 8..i * 8 + 8]);
-                u64::from_le_bytes(b)
-            };
-            let info = word(1);
-            Rel {
-                offset: word(0),
-                symbol: (info >> 32) as u32,
-                r_type: (info & 0xffff_ffff) as u32,
-                addend: if rel { 0 } else { word(2) as i64 },
-            }
-        })
+        // A 16-byte REL entry has no addend word, which `rela` reads as 0.
+        self.data.chunks_exact(self.entry_size()).map(rela)
     }
 }
 
