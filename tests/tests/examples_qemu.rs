@@ -98,11 +98,17 @@ fn parse_u64(s: &str) -> u64 {
 
 /// 64-bit FNV-1a over 64-bit words, each event being `tag << 32 | value` (docs/examples.md).
 fn checksum(events: &[(u32, u32)]) -> u64 {
-    events
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, &(tag, value)| {
-            (h ^ ((u64::from(tag) << 32) | u64::from(value))).wrapping_mul(0x0000_0100_0000_01b3)
-        })
+    events.iter().fold(FNV_INIT, |h, &(tag, value)| {
+        fnv(h, (u64::from(tag) << 32) | u64::from(value))
+    })
+}
+
+/// The checksum's start value (`CSUM_INIT` in kernel.h).
+const FNV_INIT: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// One step of the checksum (`csum_mix` in kernel.h): 64-bit FNV-1a over a 64-bit word.
+fn fnv(h: u64, v: u64) -> u64 {
+    (h ^ v).wrapping_mul(0x0000_0100_0000_01b3)
 }
 
 #[test]
@@ -282,10 +288,6 @@ struct WorkloadModel {
     crc: u32,
 }
 
-fn fnv(h: u64, v: u64) -> u64 {
-    (h ^ v).wrapping_mul(0x0000_0100_0000_01b3)
-}
-
 fn workload_model() -> WorkloadModel {
     let mut state: u64 = 0x853c_49e6_748f_ea9b;
     let mut rng = move || {
@@ -294,7 +296,7 @@ fn workload_model() -> WorkloadModel {
             .wrapping_add(1_442_695_040_888_963_407);
         (state >> 33) as u32
     };
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut h = FNV_INIT;
 
     // 1. Buddy allocator: free lists as stacks (the list head is the top), free block heads
     // with their order.
