@@ -734,6 +734,20 @@ mod tests {
         m
     }
 
+    /// The paging settings of [`tables`] (root at 0x1000, CR0.WP set, no NXE).
+    const TABLES_PAGING: Paging = Paging {
+        cr3: 0x1000,
+        wp: true,
+        nxe: false,
+    };
+
+    /// [`tables`], a slot and an empty shadow for them.
+    fn shadowed() -> (GuestMemory, Slot, Shadow) {
+        let slot = Slot::new().unwrap();
+        let sh = Shadow::new(&slot, TABLES_PAGING).unwrap();
+        (tables(), slot, sh)
+    }
+
     #[test]
     fn walks_follow_the_tables_and_set_accessed_bits() {
         let m = tables();
@@ -789,11 +803,7 @@ mod tests {
     #[test]
     fn shadow_entries_and_upgrades() {
         let m = tables();
-        let p = Paging {
-            cr3: 0x1000,
-            wp: true,
-            nxe: false,
-        };
+        let p = TABLES_PAGING;
         let t = walk(&m, 0x1000, 0x40_0000, false).unwrap();
         assert_eq!(shadow_entry(&t, View::User, p) & (P | U | W), P | U);
         let k = walk(&m, 0x1000, 0xffff_ffff_8010_0000, false).unwrap();
@@ -838,14 +848,7 @@ mod tests {
     #[test]
     fn a_kernel_large_page_is_one_large_shadow_entry_upgraded_or_copied() {
         // The kernel maps 0x40_0000 (2 MiB, read-only for the user bit, clean) as well.
-        let m = tables();
-        let slot = Slot::new().unwrap();
-        let p = Paging {
-            cr3: 0x1000,
-            wp: true,
-            nxe: false,
-        };
-        let mut sh = Shadow::new(&slot, p).unwrap();
+        let (m, slot, mut sh) = shadowed();
         sh.fill(&slot, &m, View::Kernel, 0x40_3000).unwrap();
         let pde = shadow_pde(&slot, sh.kernel_root, 0x40_3000);
         assert_eq!(pde & (FRAME | P | U | W | PS), 0x20_0000 | P | U | PS, "{pde:#x}");
@@ -881,14 +884,7 @@ mod tests {
 
     #[test]
     fn fills_show_the_kernel_everything_and_users_only_their_pages() {
-        let m = tables();
-        let slot = Slot::new().unwrap();
-        let p = Paging {
-            cr3: 0x1000,
-            wp: true,
-            nxe: false,
-        };
-        let mut sh = Shadow::new(&slot, p).unwrap();
+        let (m, slot, mut sh) = shadowed();
         sh.fill(&slot, &m, View::Kernel, KVA).unwrap();
         let e = shadow_leaf(&slot, sh.kernel_root, KVA);
         assert_eq!(e & (FRAME | P | U | W), 0x10_0000 | P | U | W, "{e:#x}");
@@ -917,14 +913,7 @@ mod tests {
 
     #[test]
     fn a_changed_mapping_is_a_path_copy_and_an_upgrade_is_in_place() {
-        let m = tables();
-        let slot = Slot::new().unwrap();
-        let p = Paging {
-            cr3: 0x1000,
-            wp: true,
-            nxe: false,
-        };
-        let mut sh = Shadow::new(&slot, p).unwrap();
+        let (m, slot, mut sh) = shadowed();
         sh.fill(&slot, &m, View::Kernel, KVA).unwrap();
         let old_root = sh.kernel_root;
         // Upgrade: a clean read-only page made writable and dirty: same root.
@@ -954,14 +943,7 @@ mod tests {
 
     #[test]
     fn the_pool_runs_out_and_recycles() {
-        let m = tables();
-        let slot = Slot::new().unwrap();
-        let p = Paging {
-            cr3: 0x1000,
-            wp: true,
-            nxe: false,
-        };
-        let mut sh = Shadow::new(&slot, p).unwrap();
+        let (m, slot, mut sh) = shadowed();
         let mut flip = 0x12_0000;
         let err = loop {
             put(&m, 0x4000 + 0x100 * 8, flip | P | W | D);
@@ -974,7 +956,7 @@ mod tests {
         assert!(matches!(err, ShadowError::PoolFull(_)), "{err}");
         assert!(!sh.has_room(Shadow::RESERVE));
         assert!(
-            sh.reset(&slot, p, false).unwrap(),
+            sh.reset(&slot, TABLES_PAGING, false).unwrap(),
             "more than half used: recycled"
         );
         assert!(sh.has_room(R_POOL.size / 0x1000 - 4));
